@@ -1,0 +1,180 @@
+"""The app factory: builds services, the Bolt app and the HTTP server from loaded config.
+
+Nothing here runs at import time; `build_runtime` is called once by the CLI (or a test).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Literal
+
+from slack_bolt import App
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+import handlers
+from bot.config import LoadedConfig
+from bot.server import SLACK_PATH, HttpServer, Router
+from handlers.builtin import builtin_executors
+from handlers.deps import Deps, Executor
+from services.audit import AuditStore
+from services.jobs import JobRunner
+from services.metrics import Metrics
+from services.redaction import Redactor
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["socket", "http"]
+
+
+class StartupError(Exception):
+    """A problem that stops the bot from starting, worded for the operator (no traceback)."""
+
+
+def version() -> str:
+    try:
+        return metadata.version("gitops-bot")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def slack_mode(loaded: LoadedConfig) -> Mode:
+    return "socket" if loaded.secrets.slack_app_token else "http"
+
+
+def missing_slack_settings(loaded: LoadedConfig) -> list[str]:
+    """What the operator must still set, one line each, worded as instructions."""
+    secrets = loaded.secrets
+    missing = []
+    if not secrets.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN: the bot token (xoxb-…) from OAuth & Permissions")
+    if slack_mode(loaded) == "http" and not secrets.slack_signing_secret:
+        missing.append(
+            "SLACK_SIGNING_SECRET: the signing secret from Basic Information (HTTP mode), "
+            "or set SLACK_APP_TOKEN (xapp-…, connections:write) to use Socket Mode instead"
+        )
+    return missing
+
+
+@dataclass
+class Runtime:
+    loaded: LoadedConfig
+    mode: Mode
+    deps: Deps
+    app: App
+    router: Router
+    server: HttpServer
+    socket_handler: SocketModeHandler | None = None
+    _stopped: bool = field(default=False, repr=False)
+
+    def start(self) -> Runtime:
+        self.server.start()
+        if self.socket_handler is not None:
+            self.socket_handler.connect()  # type: ignore[no-untyped-call]
+            log.info("connected to Slack in Socket Mode")
+        return self
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.router.accepting = False
+        if self.socket_handler is not None:
+            self.socket_handler.close()  # type: ignore[no-untyped-call]
+        finished = self.deps.jobs.close(timeout=self.loaded.settings.server.shutdown_timeout.total_seconds())
+        if not finished:
+            log.warning("shutdown timeout: background jobs were still running")
+        self.server.stop()
+        self.deps.audit.close()
+
+
+def build_runtime(
+    loaded: LoadedConfig,
+    *,
+    port: int | None = None,
+    host: str | None = None,
+    extra_executors: Mapping[str, Executor] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Runtime:
+    settings = loaded.settings
+    missing = missing_slack_settings(loaded)
+    if missing:
+        raise StartupError("Slack settings missing:\n  " + "\n  ".join(missing))
+    redact = Redactor(loaded.secrets.values())
+    metrics = Metrics()
+    audit = AuditStore(settings.audit.database, redact=redact)
+    jobs = JobRunner(workers=settings.server.workers, queue_limit=settings.server.queue_limit)
+    executors: dict[str, Executor] = dict(builtin_executors(settings, version()))
+    executors.update(extra_executors or {})
+    deps = Deps(
+        settings=settings,
+        audit=audit,
+        metrics=metrics,
+        jobs=jobs,
+        version=version(),
+        executors=executors,
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
+    mode = slack_mode(loaded)
+    try:
+        app = create_slack_app(loaded, deps, mode)
+    except Exception as exc:
+        audit.close()
+        jobs.close(timeout=0)
+        raise StartupError(f"Slack did not accept the bot's credentials: {redact(str(exc))}") from None
+    socket_handler = None
+    slack_wsgi = None
+    if mode == "socket":
+        token = loaded.secrets.slack_app_token
+        assert token is not None
+        socket_handler = SocketModeHandler(app, token.get_secret_value(), web_client=app.client)
+    else:
+        slack_wsgi = SlackRequestHandler(app, path=SLACK_PATH)
+
+    def readiness() -> dict[str, bool]:
+        checks = {"config": True, "database": audit.is_writable()}
+        if socket_handler is not None:
+            checks["slack_socket"] = bool(socket_handler.client.is_connected())
+        metrics.jobs_active.set(jobs.active)
+        return checks
+
+    router = Router(
+        slack=slack_wsgi,
+        readiness=readiness,
+        metrics=lambda: (metrics.render(), metrics.content_type),
+        info={"version": deps.version, "mode": mode},
+    )
+    server = HttpServer(
+        router,
+        host=host or settings.server.host,
+        port=settings.server.port if port is None else port,
+        threads=settings.server.threads,
+    )
+    return Runtime(loaded, mode, deps, app, router, server, socket_handler)
+
+
+def create_slack_app(loaded: LoadedConfig, deps: Deps, mode: Mode) -> App:
+    secrets = loaded.secrets
+    assert secrets.slack_bot_token is not None
+    client = WebClient(
+        token=secrets.slack_bot_token.get_secret_value(),
+        base_url=loaded.slack_api_url or WebClient.BASE_URL,
+        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+        timeout=10,
+    )
+    signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else None
+    app = App(
+        client=client,
+        signing_secret=signing,
+        # Socket Mode traffic is authenticated by the app token; Bolt skips the check there anyway.
+        request_verification_enabled=mode == "http",
+        logger=logging.getLogger("slack_bolt.gitops"),
+    )
+    handlers.register(app, deps)
+    return app

@@ -1,0 +1,96 @@
+"""`gitops-bot`: run the bot, or check a configuration file without connecting anywhere."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import TextIO
+
+from bot.app import StartupError, build_runtime, missing_slack_settings, version
+from bot.config import ConfigError, LoadedConfig, format_summary, load_config, resolve_config_path
+from bot.logs import configure_logging
+from services.errors import GitOpsBotError
+from services.redaction import Redactor
+
+EXIT_OK, EXIT_CONFIG, EXIT_MISSING_SETTINGS = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config",
+        metavar="PATH",
+        help="configuration file (default: $GITOPS_BOT_CONFIG, else gitops-bot.yaml)",
+    )
+    parser = argparse.ArgumentParser(
+        prog="gitops-bot",
+        description="Slack ChatOps for GitOps with Argo CD and Flux.",
+        parents=[common],
+    )
+    parser.add_argument("--version", action="version", version=f"gitops-bot {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser("run", parents=[common], help="run the bot (the default)")
+    run.add_argument("--port", type=int, help="HTTP port for /slack/events and health (default: server.port)")
+    run.add_argument("--host", help="address to listen on (default: server.host)")
+    sub.add_parser("check-config", parents=[common], help="validate the configuration and print a summary")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    env = dict(os.environ if environ is None else environ)  # read once, here, and handed down
+    try:
+        loaded = _load(args.config, env)
+    except ConfigError as exc:
+        _print_problems(exc, sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(format_summary(loaded))
+        return EXIT_OK
+    return _run(loaded, port=getattr(args, "port", None), host=getattr(args, "host", None))
+
+
+def _load(flag: str | None, env: Mapping[str, str]) -> LoadedConfig:
+    path, explicit = resolve_config_path(flag, env)
+    return load_config(path, explicit=explicit, environ=env)
+
+
+def _print_problems(exc: ConfigError, out: TextIO) -> None:
+    print(f"Configuration has {len(exc.problems)} problem(s):", file=out)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=out)
+
+
+def _run(loaded: LoadedConfig, *, port: int | None, host: str | None) -> int:
+    missing = missing_slack_settings(loaded)
+    if missing:
+        print("gitops-bot cannot start: these settings are missing from the environment:", file=sys.stderr)
+        for line in missing:
+            print(f"  - {line}", file=sys.stderr)
+        print("Check the whole configuration with: gitops-bot check-config", file=sys.stderr)
+        return EXIT_MISSING_SETTINGS
+    configure_logging(loaded.settings.logging.level, Redactor(loaded.secrets.values()))
+    try:
+        runtime = build_runtime(loaded, port=port, host=host).start()
+    except (StartupError, GitOpsBotError) as exc:
+        print(f"gitops-bot cannot start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stop.wait()
+    runtime.stop()
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""Pure Block Kit builders: no I/O, no clock, no globals.
+
+Every builder respects Slack's limits (docs/slack.md (d)) by truncating on its own, so a
+long condition message or app list can never make Slack reject the whole reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+HEADER_TEXT = 150
+CONTEXT_ELEMENTS = 10
+FALLBACK_TEXT = 3000  # the notification text; Slack allows 40k but nobody reads that much
+TOTAL_TEXT_BUDGET = 11000  # stay under the undocumented ~12k total (bolt-js #2509)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A message: `text` is the notification / screen-reader fallback, `blocks` the body."""
+
+    text: str
+    blocks: tuple[Block, ...] = field(default_factory=tuple)
+    response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": list(self.blocks), "response_type": self.response_type}
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack treats as markup, so user text cannot ping or link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def truncate(text: str, limit: int, *, marker: str = "…") -> str:
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(marker)] + marker
+
+
+def plain(text: str, *, limit: int = HEADER_TEXT) -> dict[str, Any]:
+    return {"type": "plain_text", "text": truncate(text, limit) or " ", "emoji": True}
+
+
+def mrkdwn(text: str, *, limit: int = SECTION_TEXT) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": truncate(text, limit) or " "}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": plain(text)}
+
+
+def section(text: str, *, fields: Sequence[str] = ()) -> Block:
+    block: Block = {"type": "section", "text": mrkdwn(text)}
+    if fields:
+        block["fields"] = [mrkdwn(f, limit=FIELD_TEXT) for f in fields[:10]]
+    return block
+
+
+def fields_section(fields: Sequence[str]) -> Block:
+    return {"type": "section", "fields": [mrkdwn(f, limit=FIELD_TEXT) for f in fields[:10]]}
+
+
+def context(*items: str) -> Block:
+    return {"type": "context", "elements": [mrkdwn(i, limit=FIELD_TEXT) for i in items[:CONTEXT_ELEMENTS]]}
+
+
+def divider() -> Block:
+    return {"type": "divider"}
+
+
+def code(text: str, *, limit: int = SECTION_TEXT - 8) -> str:
+    """A fenced block; truncated on a line boundary with a note of what was left out."""
+    body = escape(text)
+    if len(body) > limit:
+        lines = body.splitlines()
+        kept: list[str] = []
+        size = 0
+        for line in lines:
+            if size + len(line) + 1 > limit - 40:
+                break
+            kept.append(line)
+            size += len(line) + 1
+        body = "\n".join(kept) + f"\n… {len(lines) - len(kept)} more lines"
+    return f"```\n{body}\n```"
+
+
+def fit(blocks: Sequence[Block]) -> tuple[Block, ...]:
+    """Drop trailing blocks past Slack's per-message count and total-text budget, saying so."""
+    kept: list[Block] = []
+    total = 0
+    for index, block in enumerate(blocks):
+        size = _text_size(block)
+        if len(kept) >= MAX_BLOCKS - 1 or total + size > TOTAL_TEXT_BUDGET:
+            kept.append(context(f"… {len(blocks) - index} more not shown"))
+            break
+        kept.append(block)
+        total += size
+    return tuple(kept)
+
+
+def message(text: str, blocks: Sequence[Block], *, in_channel: bool = False) -> Reply:
+    return Reply(
+        text=truncate(text, FALLBACK_TEXT),
+        blocks=fit(blocks),
+        response_type="in_channel" if in_channel else "ephemeral",
+    )
+
+
+def _text_size(value: Any) -> int:
+    if isinstance(value, dict):
+        return sum(len(v) if k == "text" and isinstance(v, str) else _text_size(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(_text_size(v) for v in value)
+    return 0

@@ -1,0 +1,150 @@
+"""The `/gitops` listener: ack at once, slow work on the bounded pool, one reply updated in place."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from handlers import messages as msg
+from handlers.blocks import Reply, escape, message, section
+from handlers.boundary import Result, error_result, guarded
+from handlers.deps import Caller, Deps, Executor
+from handlers.grammar import CommandRequest, parse_command
+from handlers.help import help_reply
+from handlers.recording import record
+from services.correlation import new_correlation_id
+from services.errors import NotAvailable, UserError
+
+log = logging.getLogger(__name__)
+
+
+def register(app: App, deps: Deps) -> None:
+    app.command(deps.settings.slack.command)(_listener(deps))
+
+
+def _listener(deps: Deps) -> Any:
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        started = time.perf_counter()
+        cid = new_correlation_id()
+        caller = Caller.from_command(command)
+        text = str(command.get("text", "")).strip()
+        try:
+            request = parse_command(text, now=deps.clock())
+        except UserError as exc:
+            _finish_inline(
+                deps, ack, caller, text, "invalid", "", error_result(exc, correlation_id=cid), cid, started
+            )
+            return
+        target = _target(request)
+        if request.subcommand == "help":
+            result = Result(help_reply(request.topic), "ok", "")
+            _finish_inline(deps, ack, caller, text, "help", target, result, cid, started)
+            return
+        executor = deps.executors.get(request.subcommand)
+        if executor is None:
+            needs = msg.NOT_AVAILABLE_NEEDS.get(request.subcommand, "a later release")
+            unavailable = NotAvailable(msg.NOT_AVAILABLE.format(subcommand=request.subcommand, needs=needs))
+            _finish_inline(
+                deps,
+                ack,
+                caller,
+                text,
+                request.subcommand,
+                target,
+                error_result(unavailable, correlation_id=cid),
+                cid,
+                started,
+            )
+            return
+        if not deps.jobs.has_capacity():
+            busy = Result(
+                _plain(msg.BUSY.format(command=escape(text))), "failed", "busy: background pool full"
+            )
+            _finish_inline(deps, ack, caller, text, request.subcommand, target, busy, cid, started)
+            return
+        _ack(deps, ack, _plain(msg.WORKING.format(command=escape(text))), started)
+
+        def work() -> None:
+            result = guarded(lambda: _run(executor, request, caller), correlation_id=cid)
+            _respond(respond, result.reply)
+            record(
+                deps,
+                caller,
+                action=request.subcommand,
+                command_text=text,
+                target=target,
+                result=result,
+                correlation_id=cid,
+                started=started,
+            )
+
+        if not deps.jobs.submit(work, name=request.subcommand):
+            busy = Result(
+                _plain(msg.BUSY.format(command=escape(text))), "failed", "busy: background pool full"
+            )
+            _respond(respond, busy.reply)
+            record(
+                deps,
+                caller,
+                action=request.subcommand,
+                command_text=text,
+                target=target,
+                result=busy,
+                correlation_id=cid,
+                started=started,
+            )
+
+    return on_command
+
+
+def _run(executor: Executor, request: CommandRequest, caller: Caller) -> Reply:
+    return executor(request, caller)
+
+
+def _finish_inline(
+    deps: Deps,
+    ack: Ack,
+    caller: Caller,
+    text: str,
+    action: str,
+    target: str,
+    result: Result,
+    cid: str,
+    started: float,
+) -> None:
+    _ack(deps, ack, result.reply, started)
+    record(
+        deps,
+        caller,
+        action=action,
+        command_text=text,
+        target=target,
+        result=result,
+        correlation_id=cid,
+        started=started,
+    )
+
+
+def _ack(deps: Deps, ack: Ack, reply: Reply, started: float) -> None:
+    ack(**reply.as_kwargs())
+    deps.metrics.observe_ack("command", time.perf_counter() - started)
+
+
+def _respond(respond: Respond, reply: Reply) -> None:
+    try:
+        respond(replace_original=True, **reply.as_kwargs())
+    except Exception:  # an expired response_url must not take the audit row down with it
+        log.warning("could not deliver the reply to Slack", exc_info=True)
+
+
+def _plain(text: str) -> Reply:
+    return message(text, [section(text)])
+
+
+def _target(request: CommandRequest) -> str:
+    if request.subcommand in ("lock", "unlock"):
+        return "/".join(p for p in (request.env, request.lock_app) if p)
+    return "/".join(p for p in (request.app, request.env) if p)

@@ -1,0 +1,45 @@
+"""`/gitops help` and `/gitops help SUBCOMMAND`, rendered from the one subcommand table."""
+
+from __future__ import annotations
+
+from handlers import messages as msg
+from handlers.blocks import Reply, context, divider, escape, header, message, section
+from handlers.commands_spec import SUBCOMMANDS, SubcommandSpec
+
+
+def help_reply(topic: str | None) -> Reply:
+    if topic is None:
+        return _overview()
+    return _detail(SUBCOMMANDS[topic])
+
+
+def _overview() -> Reply:
+    lines = [f"`/gitops {spec.usage}`\n{escape(spec.summary)}" for spec in SUBCOMMANDS.values()]
+    # Two sections keep each under Slack's 3000-character section limit.
+    half = (len(lines) + 1) // 2
+    blocks = [
+        header(msg.HELP_TITLE),
+        section(escape(msg.HELP_INTRO)),
+        divider(),
+        section("\n".join(lines[:half])),
+        section("\n".join(lines[half:])),
+        context(msg.HELP_FOOTER),
+    ]
+    return message(msg.HELP_TITLE, blocks)
+
+
+def _detail(spec: SubcommandSpec) -> Reply:
+    blocks = [
+        header(f"/gitops {spec.name}"),
+        section(f"{escape(spec.summary)}\n{escape(spec.details)}"),
+        section(f"{msg.HELP_USAGE}\n`/gitops {escape(spec.usage)}`"),
+    ]
+    if spec.flags:
+        flag_lines = [
+            f"`{flag.name}{' ' + flag.metavar if flag.metavar else ''}`  {escape(flag.help)}"
+            for flag in spec.flags
+        ]
+        blocks.append(section(msg.HELP_FLAGS + "\n" + "\n".join(flag_lines)))
+    blocks.append(section(msg.HELP_EXAMPLES + "\n" + "\n".join(f"`{escape(e)}`" for e in spec.examples)))
+    blocks.append(context(msg.HELP_FOOTER))
+    return message(f"/gitops {spec.name}: {spec.summary}", blocks)

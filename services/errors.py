@@ -1,0 +1,49 @@
+"""Errors grouped by what the user can do about them.
+
+One boundary in `handlers/` turns these into Slack replies: `UserError` text is shown as
+written, `PermissionDenied` with its reason, `BackendUnavailable` as "try again", and anything
+else as an internal error with a correlation id only.
+"""
+
+from __future__ import annotations
+
+
+class GitOpsBotError(Exception):
+    """Base of every error the product raises on purpose."""
+
+
+class UserError(GitOpsBotError):
+    """The request itself is wrong; the message tells the user how to fix it.
+
+    `hint` is an optional second line (usage, nearest valid names).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class NotAvailable(UserError):
+    """The subcommand exists in the grammar but its backend is not configured or not built yet."""
+
+
+class PermissionDenied(GitOpsBotError):
+    """The caller may not do this; `reason` says why (shown to the user)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class BackendUnavailable(GitOpsBotError):
+    """An external system (Argo CD, Kubernetes, Git, Slack) is down, slow or refusing.
+
+    `backend` names it for the user; `retry_after` (seconds) when the system said so.
+    """
+
+    def __init__(self, backend: str, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"{backend}: {message}")
+        self.backend = backend
+        self.message = message
+        self.retry_after = retry_after

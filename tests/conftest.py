@@ -1,0 +1,71 @@
+"""Fixtures that wire the real app, served by the real HTTP server, to the Slack sandbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from bot.app import Runtime, build_runtime
+from bot.config import LoadedConfig, parse_config_text
+from handlers.deps import Executor
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_client import SlackSender
+
+BOT_TOKEN = "xoxb-sandbox-token"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+APP_TOKEN = "xapp-1-A0SANDBOX-1234567890-abcdefabcdef"
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(bot_token=BOT_TOKEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def config_for(
+    tmp_path: Path,
+    fake: FakeSlack,
+    *,
+    extra_yaml: str = "",
+    app_token: bool = False,
+    extra_env: Mapping[str, str] | None = None,
+) -> LoadedConfig:
+    environ = {
+        **(extra_env or {}),
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.base_url,
+    }
+    if app_token:
+        environ["SLACK_APP_TOKEN"] = APP_TOKEN
+    text = (
+        f"audit:\n  database: {tmp_path / 'audit.db'}\nserver:\n  workers: 4\n  queue_limit: 16\n{extra_yaml}"
+    )
+    return parse_config_text(text, environ=environ)
+
+
+BotFactory = Callable[..., tuple[Runtime, SlackSender]]
+
+
+@pytest.fixture
+def bot(tmp_path: Path, fake_slack: FakeSlack) -> Iterator[BotFactory]:
+    """Start the real bot on an ephemeral port; returns (runtime, sender). Stopped at teardown."""
+    started: list[Runtime] = []
+
+    def start(
+        executors: Mapping[str, Executor] | None = None, extra_yaml: str = ""
+    ) -> tuple[Runtime, SlackSender]:
+        loaded = config_for(tmp_path, fake_slack, extra_yaml=extra_yaml)
+        runtime = build_runtime(loaded, port=0, host="127.0.0.1", extra_executors=executors).start()
+        started.append(runtime)
+        url = f"http://127.0.0.1:{runtime.server.port}/slack/events"
+        return runtime, SlackSender(url, SIGNING_SECRET, fake_slack)
+
+    yield start
+    for runtime in started:
+        runtime.stop()

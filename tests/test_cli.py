@@ -1,0 +1,64 @@
+"""The console script as an operator runs it: exit codes and what it prints."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _cli(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env={**base, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_run_without_slack_credentials_lists_what_is_missing(tmp_path: Path) -> None:
+    done = _cli("run", env={"PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "SLACK_BOT_TOKEN" in done.stderr
+    assert "SLACK_SIGNING_SECRET" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_run_with_bot_token_only_names_the_remaining_setting(tmp_path: Path) -> None:
+    done = _cli("run", env={"PYTHONPATH": str(ROOT), "SLACK_BOT_TOKEN": "xoxb-123456789"}, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "SLACK_BOT_TOKEN" not in done.stderr
+    assert "SLACK_SIGNING_SECRET" in done.stderr
+    assert "xoxb-123456789" not in done.stderr + done.stdout
+
+
+def test_check_config_on_the_example_passes() -> None:
+    done = _cli("check-config", "--config", "examples/gitops-bot.yaml")
+    assert done.returncode == 0, done.stderr
+    assert "examples/gitops-bot.yaml" in done.stdout
+
+
+def test_check_config_reports_all_problems_at_once(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "argocd:\n  - name: Main\n    url: not-a-url\n    token_env: ARGOCD_TOKEN\nserver:\n  port: 0\n"
+    )
+    done = _cli("check-config", "--config", str(bad), env={"PYTHONPATH": str(ROOT)}, cwd=tmp_path)
+    assert done.returncode == 1
+    assert "argocd[0].url" in done.stderr
+    assert "argocd[0].name" in done.stderr
+    assert "server.port" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    done = _cli("check-config", "--config", str(tmp_path / "nope.yaml"), env={"PYTHONPATH": str(ROOT)})
+    assert done.returncode == 1
+    assert "nope.yaml" in done.stderr
