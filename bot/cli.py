@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -12,7 +11,14 @@ from types import FrameType
 from typing import TextIO
 
 from bot.app import StartupError, build_runtime, missing_slack_settings, version
-from bot.config import ConfigError, LoadedConfig, format_summary, load_config, resolve_config_path
+from bot.config import (
+    ConfigError,
+    LoadedConfig,
+    format_summary,
+    load_config,
+    process_environ,
+    resolve_config_path,
+)
 from bot.logs import configure_logging
 from services.errors import GitOpsBotError
 from services.redaction import Redactor
@@ -43,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    env = dict(os.environ if environ is None else environ)  # read once, here, and handed down
+    env = dict(process_environ() if environ is None else environ)  # read once, here, and handed down
     try:
         loaded = _load(args.config, env)
     except ConfigError as exc:

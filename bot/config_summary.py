@@ -53,11 +53,10 @@ def format_summary(loaded: LoadedConfig) -> str:
     """What the loaded configuration amounts to, for a human checking it before deploying."""
     s = loaded.settings
     source = str(loaded.source) if loaded.source is not None else "(no config file read)"
-    mode = (
-        "Socket Mode"
-        if loaded.secrets.slack_app_token is not None
-        else f"HTTP mode on {s.server.host}:{s.server.port}"
-    )
+    if loaded.secrets.slack_app_token is not None:
+        mode = "Socket Mode (SLACK_APP_TOKEN is set)"
+    else:
+        mode = f"HTTP mode on port {s.server.port} (host {s.server.host})"
     lines = [f"Config OK: {source}", f"Slack: {mode}, command {s.slack.command}"]
     if loaded.slack_api_url:
         lines.append(f"Slack Web API: {loaded.slack_api_url}")

@@ -231,7 +231,7 @@ class FakeSlack:
             return self._answer(method, args, {"ok": False, "error": "not_authed"})
         if token != self.bot_token:
             return self._answer(method, args, {"ok": False, "error": "invalid_auth"})
-        ctx = ApiContext(self._state, self._contract, self.bot_token, self.team_id, f"{self.root_url}upload/")
+        ctx = ApiContext(self._state, self._contract, self.team_id, f"{self.root_url}upload/")
         try:
             body = call_method(ctx, method, args)
         except SlackError as exc:

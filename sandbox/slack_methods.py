@@ -32,7 +32,6 @@ _MISSING_ERRORS: Mapping[str, str] = MappingProxyType(
 class ApiContext:
     state: SlackState
     contract: SlackContract
-    bot_token: str
     team_id: str
     upload_base: str  # "http://127.0.0.1:PORT/upload/"
 
@@ -44,7 +43,7 @@ def call_method(ctx: ApiContext, method: str, args: dict[str, Any]) -> dict[str,
     """Run one method after the auth and contract checks; raises SlackError."""
     handler = HANDLERS.get(method)
     if handler is None:
-        raise SlackError("method_deprecated" if method == "files.upload" else "unknown_method")
+        raise SlackError("unknown_method")
     contract = ctx.contract.methods.get(method)
     if contract is not None:
         for name in contract.required:

@@ -37,12 +37,14 @@ from services.settings_types import (
     Host,
     HttpUrl,
     K8sName,
+    Number,
     PositiveDuration,
     RepoPath,
     SlackGroupId,
     SlackUserId,
     SlashCommand,
     Slug,
+    WholeNumber,
     at_least,
 )
 
@@ -81,16 +83,16 @@ class SlackSettings(_Section):
 
 class ServerSettings(_Section):
     host: Host = "0.0.0.0"  # noqa: S104 - the bot serves Slack's HTTP requests on all interfaces
-    port: int = Field(default=3000, ge=1, le=65535)
-    threads: int = Field(default=8, ge=1, le=64)
-    workers: int = Field(default=4, ge=1, le=64)
-    queue_limit: int = Field(default=64, ge=1)
+    port: WholeNumber = Field(default=3000, ge=1, le=65535)
+    threads: WholeNumber = Field(default=8, ge=1, le=64)
+    workers: WholeNumber = Field(default=4, ge=1, le=64)
+    queue_limit: WholeNumber = Field(default=64, ge=1)
     shutdown_timeout: Duration = timedelta(seconds=30)
 
 
 class Timeouts(_Section):
-    connect: float = Field(default=5.0, gt=0)
-    read: float = Field(default=30.0, gt=0)
+    connect: Number = Field(default=5.0, gt=0)
+    read: Number = Field(default=30.0, gt=0)
 
 
 class ArgoCDInstance(_Section):
@@ -150,7 +152,7 @@ class Approvers(_Section):
 
 class Environment(_Section):
     name: Slug
-    approvals_required: int = Field(default=0, ge=0)
+    approvals_required: WholeNumber = Field(default=0, ge=0)
     approvers: Approvers = Field(default_factory=Approvers)
     approval_timeout: PositiveDuration = timedelta(minutes=60)
 
@@ -228,7 +230,7 @@ class DriftSettings(_Section):
 
 class AuditSettings(_Section):
     database: ConfigPath = Path("data/gitops-bot.db")
-    retention_days: int | None = Field(default=None, ge=1)
+    retention_days: WholeNumber | None = Field(default=None, ge=1)
 
 
 class LoggingSettings(_Section):

@@ -73,6 +73,20 @@ SlashCommand = Annotated[
 ]
 
 
+def _no_bool(kind: str) -> BeforeValidator:
+    # Pydantic's lax mode reads `true` as 1; a boolean where a number belongs is a mistake.
+    def check(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise _fail(kind, f"expected a number, got {str(value).lower()}")
+        return value
+
+    return BeforeValidator(check)
+
+
+WholeNumber = Annotated[int, _no_bool("int_type")]
+Number = Annotated[float, _no_bool("float_type")]
+
+
 def _check_host(value: str) -> str:
     if not value or _has_control_or_space(value):
         raise _fail("host", f"{shown(value)} is not a host name or address")
@@ -206,7 +220,7 @@ def parse_duration(value: object) -> timedelta:
     if not isinstance(value, str):
         raise _fail("duration", problem)
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return timedelta(seconds=int(text))
     match = _DURATION_RE.fullmatch(text)
     if not text or match is None:

@@ -93,6 +93,7 @@ def test_unknown_key_names_the_closest_valid_key(text, expected):
     [
         ("server: {port: abc}\n", "server.port: expected a whole number, got the text 'abc'"),
         ("server: {port: 0}\n", "server.port: must be at least 1, got 0"),
+        ("server: {port: true}\n", "server.port: expected a whole number, got true"),
         ("drift: {interval: 5s}\n", "drift.interval: must be at least 10s"),
         ("drift: {enabled: maybe}\n", "drift.enabled: expected true or false, got the text 'maybe'"),
         ("environments: {dev: {}}\n", "environments: expected a list, got a mapping"),
@@ -320,6 +321,8 @@ def test_nested_defaults_and_helpers():
     assert (s.next_environment("dev"), s.next_environment("prod")) == (s.environment("prod"), None)
     with pytest.raises(TypeError):
         web.environments["x"] = web.environments["dev"]  # type: ignore[index]
+    assert Settings.model_validate_json(s.model_dump_json()) == s  # a dump reloads as the same settings
+    assert hash(s) == hash(load(BASE).settings)
 
 
 def test_warnings_do_not_stop_loading():
@@ -487,7 +490,7 @@ def test_empty_secret_variables_count_as_unset():
 def test_summary_describes_http_mode_and_targets():
     summary = format_summary(load(BASE, {"SLACK_SIGNING_SECRET": "s"}))
     assert summary.startswith("Config OK:")
-    assert "HTTP mode on 0.0.0.0:3000" in summary
+    assert "HTTP mode on port 3000" in summary
     assert "Argo CD instances (1): main (https://argo.example.com)" in summary
     assert "dev→argocd:main web-dev" in summary
     assert "Environments in promotion order: dev → prod" in summary
