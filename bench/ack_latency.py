@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.app import build_runtime
 from bot.config import parse_config_text
 from handlers.blocks import Reply, message, section
+from handlers.conversation import Conversation
 from handlers.deps import Caller
 from handlers.grammar import CommandRequest
 from sandbox.slack_api import FakeSlack
@@ -43,7 +44,7 @@ def main() -> int:
     args = parser.parse_args()
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # queue-depth notes are expected here
 
-    def slow(request: CommandRequest, caller: Caller) -> Reply:
+    def slow(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         time.sleep(args.work)
         return message("done", [section(f"{request.app} is Healthy")])
 

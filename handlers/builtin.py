@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from handlers import messages as msg
 from handlers.blocks import Reply, context, escape, fields_section, header, message
+from handlers.conversation import Conversation
 from handlers.deps import Caller, Executor
 from handlers.grammar import CommandRequest
 from services.settings import Settings
 
 
 def whoami_executor(settings: Settings, version: str) -> Executor:
-    def run(request: CommandRequest, caller: Caller) -> Reply:
+    def run(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         backends = [f"Argo CD `{escape(i.name)}`" for i in settings.argocd]
         backends += [f"Flux `{escape(c.name)}`" for c in settings.flux]
         blocks = [
@@ -31,7 +30,5 @@ def whoami_executor(settings: Settings, version: str) -> Executor:
     return run
 
 
-def builtin_executors(
-    settings: Settings, version: str
-) -> dict[str, Callable[[CommandRequest, Caller], Reply]]:
+def builtin_executors(settings: Settings, version: str) -> dict[str, Executor]:
     return {"whoami": whoami_executor(settings, version)}

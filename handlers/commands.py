@@ -7,11 +7,13 @@ import time
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from handlers import messages as msg
 from handlers.blocks import Reply, escape, message, section
 from handlers.boundary import Result, error_result, guarded
-from handlers.deps import Caller, Deps, Executor
+from handlers.conversation import Conversation
+from handlers.deps import Caller, Deps
 from handlers.grammar import CommandRequest, parse_command
 from handlers.help import help_reply
 from handlers.recording import record
@@ -26,7 +28,7 @@ def register(app: App, deps: Deps) -> None:
 
 
 def _listener(deps: Deps) -> Any:
-    def on_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def on_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         started = time.perf_counter()
         cid = new_correlation_id()
         caller = Caller.from_command(command)
@@ -68,8 +70,9 @@ def _listener(deps: Deps) -> Any:
         _ack(deps, ack, _plain(msg.WORKING.format(command=escape(text))), started)
 
         def work() -> None:
-            result = guarded(lambda: _run(executor, request, caller), correlation_id=cid)
-            _respond(respond, result.reply)
+            conversation = Conversation(respond, client, channel=caller.channel_id, user=caller.user_id)
+            result = guarded(lambda: executor(request, caller, conversation), correlation_id=cid)
+            conversation.finish(result.reply)
             record(
                 deps,
                 caller,
@@ -98,10 +101,6 @@ def _listener(deps: Deps) -> Any:
             )
 
     return on_command
-
-
-def _run(executor: Executor, request: CommandRequest, caller: Caller) -> Reply:
-    return executor(request, caller)
 
 
 def _finish_inline(

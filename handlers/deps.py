@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from handlers.blocks import Reply
+from handlers.conversation import Conversation
 from handlers.grammar import CommandRequest
 from services.audit import AuditStore
 from services.jobs import JobRunner
@@ -46,7 +47,7 @@ class Caller:
         )
 
 
-Executor = Callable[[CommandRequest, Caller], Reply]
+Executor = Callable[[CommandRequest, Caller, Conversation], Reply]
 
 
 @dataclass(frozen=True)

@@ -228,6 +228,13 @@ class DriftSettings(_Section):
     channel: ChannelId | None = None
 
 
+class OperationsSettings(_Section):
+    sync_timeout: PositiveDuration = timedelta(minutes=10)
+    batch_concurrency: WholeNumber = Field(default=5, ge=1, le=50)
+    confirm_ttl: PositiveDuration = timedelta(minutes=15)
+    hold_reminder: Annotated[Duration, at_least(timedelta(minutes=1))] = timedelta(hours=4)
+
+
 class AuditSettings(_Section):
     database: ConfigPath = Path("data/gitops-bot.db")
     retention_days: WholeNumber | None = Field(default=None, ge=1)
@@ -277,6 +284,7 @@ class Settings(_Section):
     apps: tuple[App, ...] = ()
     access: AccessSettings = Field(default_factory=AccessSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from handlers.blocks import Reply, message, section
 from handlers.commands_spec import SUBCOMMANDS
+from handlers.conversation import Conversation
 from handlers.deps import Caller
 from handlers.grammar import CommandRequest
 from sandbox.slack_api import FakeSlack
@@ -112,7 +113,7 @@ def test_unsigned_request_is_401(bot: BotFactory) -> None:
 def test_ack_is_immediate_while_the_work_is_slow(bot: BotFactory, fake_slack: FakeSlack) -> None:
     release = threading.Event()
 
-    def slow_status(request: CommandRequest, caller: Caller) -> Reply:
+    def slow_status(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         release.wait(5)
         return message("status done", [section(f"*{request.app}* is Healthy")])
 
@@ -134,7 +135,7 @@ def test_ack_is_immediate_while_the_work_is_slow(bot: BotFactory, fake_slack: Fa
 
 
 def test_internal_error_shows_only_a_correlation_id(bot: BotFactory, fake_slack: FakeSlack) -> None:
-    def broken(request: CommandRequest, caller: Caller) -> Reply:
+    def broken(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         raise RuntimeError("kaboom at /srv/secret/path.py line 12")
 
     runtime, sender = bot({"status": broken})
@@ -153,7 +154,7 @@ def test_internal_error_shows_only_a_correlation_id(bot: BotFactory, fake_slack:
 
 
 def test_backend_down_is_a_clear_failure(bot: BotFactory, fake_slack: FakeSlack) -> None:
-    def down(request: CommandRequest, caller: Caller) -> Reply:
+    def down(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         raise BackendUnavailable("Argo CD main", "connection refused")
 
     runtime, sender = bot({"status": down})

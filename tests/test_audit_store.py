@@ -112,5 +112,5 @@ def test_secrets_in_command_text_are_redacted(tmp_path: Path) -> None:
 def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(BackendUnavailable, match="audit database"):
+    with pytest.raises(BackendUnavailable, match="database"):
         AuditStore(blocker / "audit.db")

@@ -11,6 +11,7 @@ from pathlib import Path
 from bot.app import build_runtime
 from bot.logs import configure_logging
 from handlers.blocks import Reply
+from handlers.conversation import Conversation
 from handlers.deps import Caller
 from handlers.grammar import CommandRequest
 from sandbox.slack_api import FakeSlack
@@ -35,7 +36,7 @@ def test_no_secret_in_any_log_line_or_audit_row(tmp_path: Path, fake_slack: Fake
     stream = io.StringIO()
     handler = configure_logging("DEBUG", Redactor(loaded.secrets.values()), stream=stream)
 
-    def leaky(request: CommandRequest, caller: Caller) -> Reply:
+    def leaky(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         raise RuntimeError(f"backend said: bad token {ARGOCD_TOKEN} / {BOT_TOKEN}")
 
     runtime = build_runtime(loaded, port=0, host="127.0.0.1", extra_executors={"status": leaky}).start()

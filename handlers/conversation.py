@@ -1,0 +1,133 @@
+"""Where a command's answers go: one message, updated in place until the work is done.
+
+Read-only answers replace the caller's ephemeral "working…" through the response_url.
+Actions the team should see (sync, rollback) post one channel message and edit it with
+`chat.update` as the operation moves; if the bot cannot post there (not a member), the
+ephemeral message is updated instead, within the response_url's five uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import Respond
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from handlers.blocks import Reply
+
+log = logging.getLogger(__name__)
+
+_RESPOND_BUDGET = 4  # a response_url takes 5 posts; keep one for the final answer
+
+
+class Conversation:
+    def __init__(
+        self,
+        respond: Respond,
+        client: WebClient,
+        *,
+        channel: str,
+        user: str,
+        min_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._respond = respond
+        self.client = client
+        self.channel = channel
+        self.user = user
+        self._min_interval = min_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._ts: str | None = None
+        self._public = False
+        self._respond_uses = 0
+        self._last_update = 0.0
+
+    @property
+    def message_ts(self) -> str | None:
+        """The ts of the channel message, once posted (threads and audit point at it)."""
+        return self._ts
+
+    def announce(self, reply: Reply) -> None:
+        """Start a public, updatable message in the channel (falls back to the ephemeral one)."""
+        with self._lock:
+            try:
+                result = self.client.chat_postMessage(
+                    channel=self.channel, text=reply.text, blocks=list(reply.blocks)
+                )
+                self._ts = str(result["ts"])
+                self._public = True
+                self._respond_quietly(delete_original=True)
+            except SlackApiError as exc:
+                log.info(
+                    "cannot post in the channel; updating the ephemeral reply", extra={"error": _code(exc)}
+                )
+                self._respond_quietly(replace_original=True, **reply.as_kwargs())
+            self._last_update = self._clock()
+
+    def update(self, reply: Reply) -> None:
+        """A progress update; dropped when one was sent less than `min_interval` ago."""
+        with self._lock:
+            if self._clock() - self._last_update < self._min_interval:
+                return
+            self._send(reply, final=False)
+
+    def finish(self, reply: Reply) -> None:
+        with self._lock:
+            self._send(reply, final=True)
+
+    def upload(self, *, content: str, filename: str, title: str, comment: str) -> str | None:
+        """Share a long text as a file in the channel (thread of our message when there is one)."""
+        try:
+            result = self.client.files_upload_v2(
+                channel=self.channel,
+                content=content,
+                filename=filename,
+                title=title,
+                initial_comment=comment,
+                thread_ts=self._ts,
+                snippet_type="diff",
+            )
+        except SlackApiError as exc:
+            log.warning("file upload failed", extra={"error": _code(exc)})
+            return None
+        file = result.get("file") or {}
+        return str(file.get("permalink") or file.get("id") or "")
+
+    def _send(self, reply: Reply, *, final: bool) -> None:
+        self._last_update = self._clock()
+        if self._public and self._ts is not None:
+            try:
+                self.client.chat_update(
+                    channel=self.channel, ts=self._ts, text=reply.text, blocks=list(reply.blocks)
+                )
+                return
+            except SlackApiError as exc:
+                log.warning("chat.update failed", extra={"error": _code(exc)})
+                if not final:
+                    return
+        if not final and self._respond_uses >= _RESPOND_BUDGET - 1:
+            return
+        self._respond_quietly(replace_original=True, **reply.as_kwargs())
+
+    def _respond_quietly(self, **kwargs: Any) -> None:
+        if self._respond_uses >= _RESPOND_BUDGET + 1:
+            return
+        self._respond_uses += 1
+        try:
+            self._respond(**kwargs)
+        except Exception:  # an expired response_url must not take the operation down
+            log.warning("could not deliver the reply to Slack", exc_info=True)
+
+
+def _code(exc: SlackApiError) -> str:
+    response = getattr(exc, "response", None)
+    try:
+        return str(response["error"]) if response is not None else "unknown"
+    except (KeyError, TypeError):
+        return "unknown"

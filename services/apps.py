@@ -1,0 +1,122 @@
+"""App addressing: turn what a user typed into an `AppRef` on one backend.
+
+Accepted forms: a configured app (+ ENV), an Argo CD application name (`name` or
+`instance/name`), a Flux object (`name`, `namespace/name`, `cluster/namespace/name`).
+Unknown names get the nearest known names; ambiguous ones list the candidates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Iterable, Mapping
+
+from services.backend import AmbiguousApp, AppNotFound, AppRef, GitOpsBackend
+from services.errors import UserError
+from services.settings import AppTarget, Settings
+
+log = logging.getLogger(__name__)
+
+
+class AppResolver:
+    def __init__(self, settings: Settings, backends: Mapping[str, GitOpsBackend]) -> None:
+        """`backends` keyed by "<kind>:<instance>" (e.g. "argocd:main", "flux:prod")."""
+        self._settings = settings
+        self._backends = dict(backends)
+
+    @property
+    def backends(self) -> list[GitOpsBackend]:
+        return list(self._backends.values())
+
+    def backend(self, ref: AppRef) -> GitOpsBackend:
+        backend = self._backends.get(f"{ref.backend}:{ref.instance}")
+        if backend is None:
+            raise UserError(f"No {ref.backend} instance called `{ref.instance}` is configured.")
+        return backend
+
+    def resolve(self, name: str, env: str | None = None) -> AppRef:
+        app = self._settings.app(name)
+        if app is not None:
+            return self._configured(name, env, dict(app.environments))
+        if env is not None and self._settings.environment(env) is None:
+            raise UserError(
+                f"Unknown environment `{env}`.",
+                hint=_nearest_hint(env, self._settings.environment_names, "environments"),
+            )
+        parts = name.split("/")
+        if len(parts) >= 2 and parts[0] in self._instances("argocd") and len(parts) == 2:
+            return self._find_on(f"argocd:{parts[0]}", parts[1], None, name)
+        if len(parts) == 3:
+            return self._find_on(f"flux:{parts[0]}", parts[2], parts[1], name)
+        namespace = parts[0] if len(parts) == 2 else None
+        bare = parts[-1]
+        found: list[AppRef] = []
+        for backend in self._backends.values():
+            if namespace is not None and backend.kind != "flux":
+                continue
+            found.extend(backend.find(bare, namespace=namespace))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise AmbiguousApp(name, sorted(found))
+        raise AppNotFound(f"No app called `{name}`.", hint=self._nearest(bare))
+
+    def _configured(self, name: str, env: str | None, targets: Mapping[str, AppTarget]) -> AppRef:
+        if env is None:
+            if len(targets) != 1:
+                envs = ", ".join(f"`{e}`" for e in targets)
+                raise UserError(f"`{name}` runs in several environments: say which ({envs}).")
+            env = next(iter(targets))
+        target = targets.get(env)
+        if target is None:
+            known = list(targets)
+            raise UserError(
+                f"`{name}` has no environment `{env}`.",
+                hint=_nearest_hint(env, known, "environments of " + name),
+            )
+        instance = target.instance or self._only_instance(target.backend)
+        return AppRef(
+            backend=target.backend,
+            instance=instance,
+            name=target.name,
+            namespace=target.namespace,
+            kind=target.kind if target.backend == "flux" else None,
+            project=target.project,
+        )
+
+    def _find_on(self, key: str, name: str, namespace: str | None, typed: str) -> AppRef:
+        backend = self._backends.get(key)
+        if backend is None:
+            raise AppNotFound(f"No app called `{typed}`.", hint=self._nearest(name))
+        found = backend.find(name, namespace=namespace)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise AmbiguousApp(typed, sorted(found))
+        raise AppNotFound(f"No app called `{typed}` on {backend.instance}.", hint=self._nearest(name))
+
+    def _instances(self, kind: str) -> set[str]:
+        return {k.split(":", 1)[1] for k in self._backends if k.startswith(kind + ":")}
+
+    def _only_instance(self, kind: str) -> str:
+        instances = sorted(self._instances(kind))
+        return instances[0] if instances else ""
+
+    def _nearest(self, name: str) -> str | None:
+        names: set[str] = {a.name for a in self._settings.apps}
+        for backend in self._backends.values():
+            try:
+                names.update(backend.names())
+            except Exception:  # suggestions are best effort; the real error is "not found"
+                log.debug("no names from %s for suggestions", backend.instance, exc_info=True)
+        return _nearest_hint(name, names, "apps")
+
+
+def _nearest_hint(name: str, candidates: Iterable[str], what: str) -> str | None:
+    pool = sorted(set(candidates))
+    close = difflib.get_close_matches(name, pool, n=3, cutoff=0.5)
+    if close:
+        return "Did you mean " + " or ".join(f"`{c}`" for c in close) + "?"
+    if pool and len(pool) <= 12:
+        return f"Known {what}: " + ", ".join(f"`{c}`" for c in pool)
+    return None

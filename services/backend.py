@@ -1,0 +1,268 @@
+"""The one interface Argo CD and Flux both implement, and the frozen records it speaks in.
+
+Status, sync, diff, history, rollback, drift and promotion code depend on `GitOpsBackend`, never
+on a concrete client. Raw API payloads stop inside each backend module; only these records leave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, Protocol, runtime_checkable
+
+from services.errors import UserError
+
+BackendKind = Literal["argocd", "flux"]
+SyncState = str  # "Synced" | "OutOfSync" | "Unknown" (kept open: servers add values)
+HealthState = str  # "Healthy" | "Progressing" | "Degraded" | "Suspended" | "Missing" | "Unknown"
+OperationPhase = str  # "Running" | "Terminating" | "Succeeded" | "Failed" | "Error"
+
+TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
+
+
+@dataclass(frozen=True, order=True)
+class AppRef:
+    """Where an app lives. Argo CD: instance + name (+ app namespace, project).
+    Flux: cluster + namespace + name + kind (Kustomization / HelmRelease)."""
+
+    backend: BackendKind
+    instance: str
+    name: str
+    namespace: str | None = None
+    kind: str | None = None
+    project: str | None = None
+
+    @property
+    def display(self) -> str:
+        parts = (
+            [self.instance, self.namespace, self.name]
+            if self.backend == "flux"
+            else [self.instance, self.name]
+        )
+        return "/".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Condition:
+    type: str
+    message: str = ""
+    status: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    kind: str
+    name: str
+    namespace: str = ""
+    group: str = ""
+    sync: str = ""
+    health: str = ""
+    message: str = ""
+
+    @property
+    def key(self) -> str:
+        return "/".join(p for p in (self.group, self.kind, self.namespace, self.name) if p)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """The last or current sync / reconcile."""
+
+    phase: OperationPhase
+    message: str = ""
+    revision: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    initiated_by: str | None = None
+    automated: bool = False
+    dry_run: bool = False
+    resources_done: int = 0
+    resources_total: int = 0
+    failed_resources: tuple[str, ...] = ()  # "kind/name: message"
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in TERMINAL_PHASES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+@dataclass(frozen=True)
+class AppStatus:
+    ref: AppRef
+    sync: SyncState = "Unknown"
+    health: HealthState = "Unknown"
+    health_message: str = ""
+    revision: str | None = None  # what is deployed / compared (SHA, chart version)
+    target_revision: str | None = None  # what Git is asked for (branch, tag, HEAD)
+    source_revision: str | None = None  # Flux: the source's latest artifact revision
+    repo_url: str | None = None
+    path: str | None = None
+    images: tuple[str, ...] = ()
+    conditions: tuple[Condition, ...] = ()
+    resources: tuple[ResourceStatus, ...] = ()
+    operation: Operation | None = None
+    operation_in_progress: bool = False
+    auto_sync: bool = False
+    suspended: bool = False
+    reconciled_at: datetime | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    ui_url: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.sync == "Synced" and self.health == "Healthy"
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    prune: bool = False
+    dry_run: bool = False
+    revision: str | None = None
+    resources: tuple[ResourceStatus, ...] = ()  # partial sync when non-empty
+    initiated_by: str | None = None  # Slack user, recorded on the operation where the backend allows
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    id: str  # Argo CD history id, or a Git commit SHA for Flux
+    revision: str
+    deployed_at: datetime | None = None
+    author: str | None = None
+    message: str | None = None
+    initiated_by: str | None = None
+    automated: bool = False
+    current: bool = False
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """One resource's before/after as plain objects (None: absent on that side)."""
+
+    group: str
+    kind: str
+    namespace: str
+    name: str
+    live: dict[str, object] | None
+    target: dict[str, object] | None
+
+    @property
+    def key(self) -> str:
+        return "/".join(p for p in (self.group, self.kind, self.namespace, self.name) if p)
+
+
+@dataclass(frozen=True)
+class AppDiff:
+    ref: AppRef
+    changes: tuple[ResourceChange, ...] = ()
+    text: str | None = None  # a ready unified diff (Flux: `git diff`), when the backend has one
+    from_revision: str | None = None
+    to_revision: str | None = None
+
+
+@dataclass(frozen=True)
+class RollbackPlan:
+    """What a rollback would do, shown on the confirm card before anything changes."""
+
+    ref: AppRef
+    to: HistoryEntry
+    current: HistoryEntry | None
+    auto_sync: bool
+
+
+ProgressCallback = Callable[[AppStatus], None]
+
+
+# Errors a handler may want to react to specifically (all are user-facing).
+class AppNotFound(UserError):
+    pass
+
+
+class AmbiguousApp(UserError):
+    def __init__(self, name: str, candidates: Sequence[AppRef]) -> None:
+        listed = ", ".join(f"`{c.display}`" for c in candidates[:10])
+        super().__init__(
+            f"`{name}` matches more than one app: {listed}", hint="Name it as shown to pick one."
+        )
+        self.candidates = tuple(candidates)
+
+
+class OperationInProgress(UserError):
+    pass
+
+
+class AutoSyncBlocksRollback(UserError):
+    """Argo CD refuses a rollback while automated sync is on."""
+
+
+class SuspendedTarget(UserError):
+    pass
+
+
+@runtime_checkable
+class GitOpsBackend(Protocol):
+    kind: BackendKind
+    instance: str
+
+    def list_apps(self, *, selector: str | None = None, project: str | None = None) -> list[AppStatus]: ...
+
+    def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus: ...
+
+    def find(self, name: str, *, namespace: str | None = None) -> list[AppRef]:
+        """Refs whose name is `name` (and namespace, when given). Empty when none."""
+        ...
+
+    def names(self) -> list[str]:
+        """Every app name this backend knows, for nearest-name suggestions."""
+        ...
+
+    def sync(self, ref: AppRef, request: SyncRequest) -> AppStatus:
+        """Start a sync / reconcile; returns at once (the operation runs asynchronously)."""
+        ...
+
+    def wait(self, ref: AppRef, *, timeout: float, on_progress: ProgressCallback | None = None) -> AppStatus:
+        """Until the operation is no longer in progress (Argo CD `app wait --operation` rule)."""
+        ...
+
+    def terminate(self, ref: AppRef) -> None: ...
+
+    def history(self, ref: AppRef) -> list[HistoryEntry]:
+        """Newest first."""
+        ...
+
+    def plan_rollback(self, ref: AppRef, to: str | None) -> RollbackPlan: ...
+
+    def rollback(self, plan: RollbackPlan, *, initiated_by: str | None = None) -> AppStatus: ...
+
+    def diff(self, ref: AppRef, *, revision: str | None = None) -> AppDiff: ...
+
+    def set_auto_sync(self, ref: AppRef, enabled: bool) -> None: ...
+
+    def version(self) -> str: ...
+
+
+__all__ = [
+    "AmbiguousApp",
+    "AppDiff",
+    "AppNotFound",
+    "AppRef",
+    "AppStatus",
+    "AutoSyncBlocksRollback",
+    "Condition",
+    "GitOpsBackend",
+    "HistoryEntry",
+    "Operation",
+    "OperationInProgress",
+    "ProgressCallback",
+    "ResourceChange",
+    "ResourceStatus",
+    "RollbackPlan",
+    "SuspendedTarget",
+    "SyncRequest",
+]

@@ -1,0 +1,79 @@
+"""Versioned schema steps for the bot's database. Append new steps; never edit a released one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _audit_events(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE audit_events (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            user_name TEXT,
+            channel TEXT,
+            command TEXT,
+            target TEXT,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT,
+            correlation_id TEXT,
+            duration_ms INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX idx_audit_events_ts ON audit_events (ts)")
+    db.execute("CREATE INDEX idx_audit_events_target_ts ON audit_events (target, ts)")
+    db.execute("CREATE INDEX idx_audit_events_user_ts ON audit_events (user_id, ts)")
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_events_no_{verb.lower()} BEFORE {verb} ON audit_events "
+            "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+        )
+
+
+def _pending_actions(db: sqlite_utils.Database) -> None:
+    # Buttons carry only an opaque id; what they do lives here, so they survive a restart.
+    db.execute(
+        """CREATE TABLE pending_actions (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            channel TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            consumed_at TEXT,
+            consumed_by TEXT
+        )"""
+    )
+
+
+def _holds(db: sqlite_utils.Database) -> None:
+    # A hold: the bot changed something that must be undone later (auto-sync turned off for a rollback).
+    db.execute(
+        """CREATE TABLE holds (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            channel TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            reminded_at TEXT,
+            released_at TEXT,
+            released_by TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_holds_open ON holds (released_at, kind)")
+
+
+Step = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
+    (1, "audit_events table, indexes, append-only triggers", _audit_events),
+    (2, "pending_actions: what each button does, single use", _pending_actions),
+    (3, "holds: auto-sync turned off by a rollback, to remind about", _holds),
+)
