@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from typing import Literal
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
@@ -20,10 +21,15 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, R
 
 import handlers
 from bot.config import LoadedConfig
+from bot.scheduler import build_scheduler
 from bot.server import SLACK_PATH, HttpServer, Router
+from bot.wiring import build_services
 from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
+from handlers.exec_gitops import gitops_executors
 from services.audit import AuditStore
+from services.backend import GitOpsBackend
+from services.db import Database
 from services.jobs import JobRunner
 from services.metrics import Metrics
 from services.redaction import Redactor
@@ -70,11 +76,14 @@ class Runtime:
     app: App
     router: Router
     server: HttpServer
+    database: Database
+    scheduler: BackgroundScheduler
     socket_handler: SocketModeHandler | None = None
     _stopped: bool = field(default=False, repr=False)
 
     def start(self) -> Runtime:
         self.server.start()
+        self.scheduler.start()
         if self.socket_handler is not None:
             self.socket_handler.connect()  # type: ignore[no-untyped-call]
             log.info("connected to Slack in Socket Mode")
@@ -90,8 +99,10 @@ class Runtime:
         finished = self.deps.jobs.close(timeout=self.loaded.settings.server.shutdown_timeout.total_seconds())
         if not finished:
             log.warning("shutdown timeout: background jobs were still running")
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
         self.server.stop()
-        self.deps.audit.close()
+        self.database.close()
 
 
 def build_runtime(
@@ -101,6 +112,7 @@ def build_runtime(
     host: str | None = None,
     extra_executors: Mapping[str, Executor] | None = None,
     clock: Callable[[], datetime] | None = None,
+    backends: Mapping[str, GitOpsBackend] | None = None,
 ) -> Runtime:
     settings = loaded.settings
     missing = missing_slack_settings(loaded)
@@ -108,10 +120,11 @@ def build_runtime(
         raise StartupError("Slack settings missing:\n  " + "\n  ".join(missing))
     redact = Redactor(loaded.secrets.values())
     metrics = Metrics()
-    audit = AuditStore(settings.audit.database, redact=redact)
+    database = Database(settings.audit.database)
+    audit = AuditStore(database, redact=redact)
+    services = build_services(loaded, database, metrics, backends=backends)
     jobs = JobRunner(workers=settings.server.workers, queue_limit=settings.server.queue_limit)
-    executors: dict[str, Executor] = dict(builtin_executors(settings, version()))
-    executors.update(extra_executors or {})
+    executors: dict[str, Executor] = {}
     deps = Deps(
         settings=settings,
         audit=audit,
@@ -120,12 +133,19 @@ def build_runtime(
         version=version(),
         executors=executors,
         clock=clock or (lambda: datetime.now(UTC)),
+        pending=services.pending,
+        ops=services.ops,
     )
+    # Executors need deps (pending buttons, settings); the mapping is filled once, before serving.
+    executors.update(builtin_executors(settings, deps.version))
+    if services.backends:
+        executors.update(gitops_executors(deps, services.ops))
+    executors.update(extra_executors or {})
     mode = slack_mode(loaded)
     try:
         app = create_slack_app(loaded, deps, mode)
     except Exception as exc:
-        audit.close()
+        database.close()
         jobs.close(timeout=0)
         raise StartupError(f"Slack did not accept the bot's credentials: {redact(str(exc))}") from None
     socket_handler = None
@@ -138,7 +158,7 @@ def build_runtime(
         slack_wsgi = SlackRequestHandler(app, path=SLACK_PATH)
 
     def readiness() -> dict[str, bool]:
-        checks = {"config": True, "database": audit.is_writable()}
+        checks = {"config": True, "database": database.is_writable()}
         if socket_handler is not None:
             checks["slack_socket"] = bool(socket_handler.client.is_connected())
         metrics.jobs_active.set(jobs.active)
@@ -156,7 +176,8 @@ def build_runtime(
         port=settings.server.port if port is None else port,
         threads=settings.server.threads,
     )
-    return Runtime(loaded, mode, deps, app, router, server, socket_handler)
+    scheduler = build_scheduler(deps, app.client)
+    return Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
 
 
 def create_slack_app(loaded: LoadedConfig, deps: Deps, mode: Mode) -> App:

@@ -28,6 +28,10 @@ class Reply:
     text: str
     blocks: tuple[Block, ...] = field(default_factory=tuple)
     response_type: Literal["ephemeral", "in_channel"] = "ephemeral"
+    # For the audit row: what happened (revisions before → after), and whether it failed
+    # without raising (a sync that ended Failed).
+    detail: str = field(default="", compare=False)
+    failed: bool = field(default=False, compare=False)
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": list(self.blocks), "response_type": self.response_type}
@@ -105,12 +109,52 @@ def fit(blocks: Sequence[Block]) -> tuple[Block, ...]:
     return tuple(kept)
 
 
-def message(text: str, blocks: Sequence[Block], *, in_channel: bool = False) -> Reply:
+def message(
+    text: str, blocks: Sequence[Block], *, in_channel: bool = False, detail: str = "", failed: bool = False
+) -> Reply:
     return Reply(
         text=truncate(text, FALLBACK_TEXT),
         blocks=fit(blocks),
         response_type="in_channel" if in_channel else "ephemeral",
+        detail=detail,
+        failed=failed,
     )
+
+
+def button(
+    text: str,
+    action_id: str,
+    value: str,
+    *,
+    style: Literal["primary", "danger"] | None = None,
+    confirm: tuple[str, str, str] | None = None,
+) -> Block:
+    """A button; `confirm` = (title, text, confirm-label) shows Slack's native dialog first."""
+    element: Block = {"type": "button", "text": plain(text, limit=75), "action_id": action_id, "value": value}
+    if style:
+        element["style"] = style
+    if confirm:
+        title, body, ok = confirm
+        element["confirm"] = {
+            "title": plain(title, limit=100),
+            "text": mrkdwn(body, limit=300),
+            "confirm": plain(ok, limit=30),
+            "deny": plain("Cancel", limit=30),
+        }
+        if style == "danger":
+            element["confirm"]["style"] = "danger"
+    return element
+
+
+def link_button(text: str, url: str, action_id: str) -> Block:
+    return {"type": "button", "text": plain(text, limit=75), "url": url[:3000], "action_id": action_id}
+
+
+def actions(*elements: Block, block_id: str | None = None) -> Block:
+    block: Block = {"type": "actions", "elements": list(elements[:25])}
+    if block_id:
+        block["block_id"] = block_id[:255]
+    return block
 
 
 def _text_size(value: Any) -> int:

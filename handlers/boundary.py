@@ -30,7 +30,7 @@ def guarded(fn: Callable[[], Reply], *, correlation_id: str) -> Result:
         reply = fn()
     except Exception as exc:  # the boundary: nothing escapes as a traceback to Slack
         return error_result(exc, correlation_id=correlation_id)
-    return Result(reply=reply, outcome="ok", detail="")
+    return Result(reply=reply, outcome="failed" if reply.failed else "ok", detail=reply.detail)
 
 
 def error_result(exc: BaseException, *, correlation_id: str) -> Result:

@@ -47,6 +47,8 @@ class Conversation:
         self._public = False
         self._respond_uses = 0
         self._last_update = 0.0
+        self._held: Reply | None = None
+        self._finished = False
 
     @property
     def message_ts(self) -> str | None:
@@ -71,15 +73,30 @@ class Conversation:
             self._last_update = self._clock()
 
     def update(self, reply: Reply) -> None:
-        """A progress update; dropped when one was sent less than `min_interval` ago."""
+        """A progress update, at most one per `min_interval`; the latest held back is sent when due."""
         with self._lock:
-            if self._clock() - self._last_update < self._min_interval:
+            wait = self._min_interval - (self._clock() - self._last_update)
+            if wait <= 0:
+                self._send(reply, final=False)
                 return
-            self._send(reply, final=False)
+            first = self._held is None
+            self._held = reply
+            if first:
+                timer = threading.Timer(wait, self._flush)
+                timer.daemon = True
+                timer.start()
 
     def finish(self, reply: Reply) -> None:
         with self._lock:
+            self._held = None
+            self._finished = True
             self._send(reply, final=True)
+
+    def _flush(self) -> None:
+        with self._lock:
+            held, self._held = self._held, None
+            if held is not None and not self._finished:
+                self._send(held, final=False)
 
     def upload(self, *, content: str, filename: str, title: str, comment: str) -> str | None:
         """Share a long text as a file in the channel (thread of our message when there is one)."""

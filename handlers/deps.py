@@ -13,6 +13,8 @@ from handlers.grammar import CommandRequest
 from services.audit import AuditStore
 from services.jobs import JobRunner
 from services.metrics import Metrics
+from services.operations import GitOpsService
+from services.pending import PendingActions
 from services.settings import Settings
 
 
@@ -59,3 +61,5 @@ class Deps:
     version: str
     executors: Mapping[str, Executor]
     clock: Callable[[], datetime]
+    pending: PendingActions | None = None
+    ops: GitOpsService | None = None

@@ -57,3 +57,73 @@ WHOAMI_ROLES_DEFAULT = "viewer (access control is not configured: everyone may r
 WHOAMI_BACKENDS = "*Backends*\n{backends}"
 WHOAMI_NO_BACKENDS = "none configured"
 WHOAMI_VERSION = "gitops-bot {version}"
+
+HEALTH_ICON: dict[str, str] = {
+    "Healthy": ":large_green_circle:",
+    "Progressing": ":large_blue_circle:",
+    "Degraded": ":red_circle:",
+    "Suspended": ":double_vertical_bar:",
+    "Missing": ":large_yellow_circle:",
+    "Unknown": ":white_circle:",
+}
+SYNC_ICON: dict[str, str] = {
+    "Synced": ":white_check_mark:",
+    "OutOfSync": ":large_orange_diamond:",
+    "Unknown": ":grey_question:",
+}
+PHASE_ICON: dict[str, str] = {
+    "Running": ":arrows_counterclockwise:",
+    "Terminating": ":octagonal_sign:",
+    "Succeeded": ":white_check_mark:",
+    "Failed": ":x:",
+    "Error": ":x:",
+    "Requested": ":hourglass_flowing_sand:",
+}
+
+STATUS_OPEN_UI = "Open in Argo CD"
+STATUS_ALL_GOOD = ":sparkles: Every app is Synced and Healthy."
+STATUS_NONE = "No apps match."
+STATUS_UNREACHABLE = ":electric_plug: Not answering, so not counted: {names}"
+STATUS_LOCKED = ":lock: Locked: {reason}"
+
+SYNC_TITLE = "Sync {app}"
+SYNC_DRY_TITLE = "Dry-run sync {app}"
+SYNC_REQUESTED = "Requested by <@{user}>"
+SYNC_TIMEOUT = (
+    "Stopped watching after {timeout}: the operation goes on in Argo CD. Check with `/gitops status {app}`."
+)
+SYNC_NOTHING = "No app matches `{selector}`; nothing was synced."
+BATCH_TITLE = "Sync {count} apps matching {selector}"
+
+DIFF_TITLE = "Diff {app}"
+DIFF_NONE = ":white_check_mark: `{app}` is in sync with Git: nothing would change."
+DIFF_FILE_NOTE = "The full diff ({lines} lines) is in the file {link}."
+DIFF_FILE_FAILED = "The full diff is too long for a message and could not be uploaded as a file."
+
+HISTORY_TITLE = "History of {app}"
+HISTORY_EMPTY = "`{app}` has no recorded deployments yet."
+
+ROLLBACK_TITLE = "Roll back {app}?"
+ROLLBACK_BODY = "Roll back *{app}* from {current} to deployment *#{id}*: {revision}{when}."
+ROLLBACK_AUTOSYNC = (
+    ":warning: Automated sync is on for *{app}*. Argo CD refuses a rollback while it is on, because "
+    "auto-sync would move the app straight back to the newest commit in Git."
+)
+ROLLBACK_AUTOSYNC_OFFER = (
+    "The bot can turn auto-sync off, roll back, and keep reminding this channel until someone turns it "
+    "back on."
+)
+ROLLBACK_CONFIRM = "Roll back"
+ROLLBACK_DISABLE = "Disable auto-sync and roll back"
+ROLLBACK_CANCEL = "Cancel"
+ROLLBACK_CANCELLED = "Rollback of `{app}` cancelled by <@{user}>. Nothing changed."
+ROLLBACK_STARTED = ":rewind: Rolling back `{app}`; follow it in the channel."
+ROLLBACK_NOT_YOURS = "Only <@{user}>, who asked for this rollback, can confirm it."
+ROLLBACK_RUN_TITLE = "Rollback {app} to #{id}"
+HOLD_REMINDER = (
+    ":double_vertical_bar: Auto-sync is still *off* for `{app}` since {since} (turned off by <@{user}> "
+    "for a rollback). Git changes are not being deployed to it."
+)
+HOLD_REENABLE = "Re-enable auto-sync"
+HOLD_RELEASED = ":arrow_forward: Auto-sync is back *on* for `{app}` (by <@{user}>)."
+HOLD_ALREADY = "Auto-sync for `{app}` was already turned back on."

@@ -13,6 +13,9 @@ from handlers.deps import Executor
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 
+# Fixtures of the fake Argo CD contract tests (argocd, client, clock, slow_client).
+pytest_plugins = ["tests.sandbox_argocd_support"]
+
 BOT_TOKEN = "xoxb-sandbox-token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 APP_TOKEN = "xapp-1-A0SANDBOX-1234567890-abcdefabcdef"
@@ -44,7 +47,8 @@ def config_for(
     if app_token:
         environ["SLACK_APP_TOKEN"] = APP_TOKEN
     text = (
-        f"audit:\n  database: {tmp_path / 'audit.db'}\nserver:\n  workers: 4\n  queue_limit: 16\n{extra_yaml}"
+        f"audit:\n  database: {tmp_path / 'audit.db'}\n"
+        f"server:\n  workers: 4\n  queue_limit: 16\n  shutdown_timeout: 2s\n{extra_yaml}"
     )
     return parse_config_text(text, environ=environ)
 

@@ -99,9 +99,7 @@ def _retry_after(value: str | None) -> float | None:
         return None  # an HTTP date: rare enough to ignore
 
 
-def classify(
-    status: int, body: str, *, operation: str, retry_after: str | None = None
-) -> ArgoCDError:
+def classify(status: int, body: str, *, operation: str, retry_after: str | None = None) -> ArgoCDError:
     """The error for a non-2xx response. `body` must already be free of the token."""
     message, code = _parse_body(body)
     if message is None:

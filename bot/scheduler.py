@@ -1,0 +1,42 @@
+"""Scheduler wiring: APScheduler in the background of the same process.
+
+Jobs: hold reminders now; drift scans and expiries plug in here as they land.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from slack_sdk import WebClient
+
+from handlers.deps import Deps
+from handlers.reminders import remind_holds
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(
+    deps: Deps, client: WebClient, *, tick: timedelta = timedelta(minutes=1)
+) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+    scheduler.add_job(
+        _safe(lambda: remind_holds(deps, client), "hold reminders"),
+        "interval",
+        seconds=tick.total_seconds(),
+        id="hold-reminders",
+        jitter=min(10, int(tick.total_seconds() / 4)) or None,
+    )
+    return scheduler
+
+
+def _safe(job: Callable[[], object], name: str) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job()
+        except Exception:  # a failing job must not kill the scheduler thread
+            log.exception("scheduled job failed", extra={"job": name})
+
+    return run

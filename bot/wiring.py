@@ -1,0 +1,45 @@
+"""Builds the service objects from config: backends, resolver, stores, the GitOps service."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.config import LoadedConfig
+from services.apps import AppResolver
+from services.argocd import build_argocd_backends
+from services.backend import GitOpsBackend
+from services.db import Database
+from services.holds import HoldStore
+from services.metrics import Metrics
+from services.operations import GitOpsService
+from services.pending import PendingActions
+
+
+@dataclass(frozen=True)
+class Services:
+    backends: Mapping[str, GitOpsBackend]  # "argocd:<instance>", "flux:<cluster>"
+    ops: GitOpsService
+    pending: PendingActions
+    holds: HoldStore
+
+
+def build_services(
+    loaded: LoadedConfig,
+    database: Database,
+    metrics: Metrics,
+    *,
+    backends: Mapping[str, GitOpsBackend] | None = None,
+) -> Services:
+    settings = loaded.settings
+    if backends is None:
+        argo = build_argocd_backends(settings, loaded.secrets, metrics)
+        backends = {f"argocd:{name}": backend for name, backend in argo.items()}
+    holds = HoldStore(database)
+    ops = GitOpsService(
+        AppResolver(settings, backends),
+        holds,
+        sync_timeout=settings.operations.sync_timeout,
+        batch_concurrency=settings.operations.batch_concurrency,
+    )
+    return Services(backends=backends, ops=ops, pending=PendingActions(database), holds=holds)

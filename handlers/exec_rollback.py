@@ -1,0 +1,115 @@
+"""`/gitops rollback`: a confirm card first; the buttons run the rollback (and the auto-sync hold)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from slack_bolt import App
+
+from handlers import messages as msg
+from handlers.blocks import Reply, escape
+from handlers.clicks import Click, register_click
+from handlers.conversation import Conversation
+from handlers.deps import Caller, Deps, Executor
+from handlers.grammar import CommandRequest
+from handlers.views_rollback import (
+    ACTION_CANCEL,
+    ACTION_CONFIRM,
+    ACTION_DISABLE_AUTOSYNC,
+    ACTION_HOLD_RELEASE,
+    plain_notice,
+    rollback_confirm,
+)
+from handlers.views_status import short_rev
+from handlers.views_sync import sync_card
+from services.backend import AppRef, AppStatus, SyncRequest
+from services.errors import PermissionDenied, UserError
+from services.operations import GitOpsService
+from services.pending import PendingAction, PendingActions
+
+KIND = "rollback"
+
+
+def rollback_executor(deps: Deps, ops: GitOpsService) -> Executor:
+    def run(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
+        assert request.app is not None
+        assert deps.pending is not None
+        ref = ops.resolve(request.app, request.env)
+        plan = ops.plan_rollback(ref, request.to)
+        pending = deps.pending.create(
+            KIND,
+            {"ref": asdict(ref), "to": plan.to.id},
+            requester=caller.user_id,
+            channel=caller.channel_id,
+            ttl=deps.settings.operations.confirm_ttl,
+        )
+        return rollback_confirm(plan, pending.id)
+
+    return run
+
+
+def register(app: App, deps: Deps) -> None:
+    register_click(app, deps, ACTION_CONFIRM, _confirm, slow=True)
+    register_click(app, deps, ACTION_DISABLE_AUTOSYNC, _confirm, slow=True)
+    register_click(app, deps, ACTION_CANCEL, _cancel)
+    register_click(app, deps, ACTION_HOLD_RELEASE, _release)
+
+
+def _claim(click: Click, pending: PendingActions) -> PendingAction:
+    stored = pending.get(click.value)
+    if stored is not None and stored.requester != click.caller.user_id and stored.consumed_at is None:
+        raise PermissionDenied(msg.ROLLBACK_NOT_YOURS.format(user=stored.requester))
+    return pending.claim(click.value, kind=KIND, by=click.caller.user_id)
+
+
+def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Reply, str]:
+    assert deps.pending is not None
+    assert deps.ops is not None
+    ops = deps.ops
+    action = _claim(click, deps.pending)
+    ref = AppRef(**action.payload["ref"])
+    plan = ops.plan_rollback(ref, str(action.payload["to"]))  # fresh: history may have moved
+    user = click.caller.user_id
+    note = None
+    if click.action_id == ACTION_DISABLE_AUTOSYNC and plan.auto_sync:
+        hold = ops.disable_autosync_for_rollback(plan, user=user, channel=action.channel)
+        note = (
+            f"Auto-sync turned off (hold #{hold.id}); the bot will remind this channel until it is back on."
+        )
+    elif plan.auto_sync:
+        raise UserError(msg.ROLLBACK_AUTOSYNC.format(app=escape(ref.name)))
+    request = SyncRequest(revision=plan.to.revision, initiated_by=click.caller.user_name or user)
+    before = plan.current.revision if plan.current else None
+    title = msg.ROLLBACK_RUN_TITLE.format(app=ref.name, id=plan.to.id)
+
+    def card(status: AppStatus | None = None) -> Reply:
+        return sync_card(ref, request, user=user, status=status, note=note, before=before, title=title)
+
+    started = ops.start_rollback(plan, initiated_by=click.caller.user_name or user)
+    conversation.announce(card(started))
+    final = ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
+    reply = card(final)
+    detail = f"rollback to #{plan.to.id}: {short_rev(before)} → {short_rev(plan.to.revision)}; {reply.detail}"
+    return Reply(
+        reply.text, reply.blocks, reply.response_type, detail=detail, failed=reply.failed
+    ), ref.display
+
+
+def _cancel(click: Click, deps: Deps, conversation: Conversation) -> tuple[Reply, str]:
+    assert deps.pending is not None
+    action = _claim(click, deps.pending)
+    ref = AppRef(**action.payload["ref"])
+    text = msg.ROLLBACK_CANCELLED.format(app=escape(ref.name), user=click.caller.user_id)
+    return plain_notice(text, detail="cancelled"), ref.display
+
+
+def _release(click: Click, deps: Deps, conversation: Conversation) -> tuple[Reply, str]:
+    assert deps.ops is not None
+    hold = deps.ops.holds.get(int(click.value)) if click.value.isdigit() else None
+    if hold is None:
+        raise UserError("This reminder is no longer known to the bot.")
+    app = hold.target.split("/")[-1]
+    if not deps.ops.release_autosync_hold(hold, user=click.caller.user_id):
+        return plain_notice(msg.HOLD_ALREADY.format(app=escape(app))), hold.target
+    text = msg.HOLD_RELEASED.format(app=escape(app), user=click.caller.user_id)
+    return plain_notice(text, in_channel=True, detail=f"auto-sync re-enabled, hold #{hold.id}"), hold.target

@@ -1,0 +1,147 @@
+"""What the Slack commands do, independent of Slack: fan-out status, sync and watch, batch sync,
+rollback with the auto-sync hold. Handlers render; this module acts and returns records."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+
+from services.apps import AppResolver
+from services.backend import AppRef, AppStatus, ProgressCallback, RollbackPlan, SyncRequest
+from services.errors import BackendUnavailable, GitOpsBotError, UserError
+from services.holds import Hold, HoldStore
+
+log = logging.getLogger(__name__)
+
+HOLD_AUTOSYNC = "argocd-autosync-off"
+
+
+@dataclass(frozen=True)
+class Overview:
+    apps: tuple[AppStatus, ...]
+    unreachable: tuple[str, ...]  # "Argo CD main: connection refused"
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    ref: AppRef
+    phase: str
+    message: str = ""
+
+
+class GitOpsService:
+    def __init__(
+        self,
+        resolver: AppResolver,
+        holds: HoldStore,
+        *,
+        sync_timeout: timedelta,
+        batch_concurrency: int,
+    ) -> None:
+        self.resolver = resolver
+        self.holds = holds
+        self.sync_timeout = sync_timeout.total_seconds()
+        self.batch_concurrency = batch_concurrency
+
+    def resolve(self, app: str, env: str | None = None) -> AppRef:
+        return self.resolver.resolve(app, env)
+
+    def status(self, ref: AppRef, *, refresh: bool = False) -> AppStatus:
+        return self.resolver.backend(ref).get(ref, refresh=refresh)
+
+    def overview(self, *, selector: str | None = None, project: str | None = None) -> Overview:
+        """One list request per backend instance; an unreachable instance is named, not fatal."""
+        backends = self.resolver.backends
+        if not backends:
+            raise UserError("No Argo CD instance or Flux cluster is configured.")
+        apps: list[AppStatus] = []
+        unreachable: list[str] = []
+        with ThreadPoolExecutor(max_workers=min(8, len(backends))) as pool:
+            futures = {pool.submit(b.list_apps, selector=selector, project=project): b for b in backends}
+            for future, backend in futures.items():
+                try:
+                    apps.extend(future.result())
+                except BackendUnavailable as exc:
+                    unreachable.append(f"{backend.instance}: {exc.message}")
+        if not apps and unreachable and len(unreachable) == len(backends):
+            raise BackendUnavailable(", ".join(b.instance for b in backends), "; ".join(unreachable))
+        apps.sort(key=lambda a: a.ref.display)
+        return Overview(tuple(apps), tuple(unreachable))
+
+    def start_sync(self, ref: AppRef, request: SyncRequest) -> AppStatus:
+        """Ask for the sync; returns at once. Refusals (in progress, denied) raise before anything runs."""
+        return self.resolver.backend(ref).sync(ref, request)
+
+    def wait(self, ref: AppRef, *, on_progress: ProgressCallback | None = None) -> AppStatus:
+        return self.resolver.backend(ref).wait(ref, timeout=self.sync_timeout, on_progress=on_progress)
+
+    def sync(
+        self, ref: AppRef, request: SyncRequest, *, on_progress: ProgressCallback | None = None
+    ) -> AppStatus:
+        started = self.start_sync(ref, request)
+        if on_progress:
+            on_progress(started)
+        return self.wait(ref, on_progress=on_progress)
+
+    def batch_sync(
+        self,
+        refs: list[AppRef],
+        request: SyncRequest,
+        *,
+        on_result: Callable[[BatchResult], None],
+    ) -> list[BatchResult]:
+        """Sync many apps, at most `batch_concurrency` at once; each result reported as it lands."""
+        results: list[BatchResult] = []
+        lock = threading.Lock()
+
+        def one(ref: AppRef) -> None:
+            try:
+                final = self.sync(ref, request)
+                op = final.operation
+                result = BatchResult(ref, op.phase if op else "Succeeded", op.message if op else "")
+            except GitOpsBotError as exc:
+                result = BatchResult(ref, "Skipped", str(exc))
+            except Exception:  # one app's bug must not stop the batch
+                log.exception("batch sync item failed", extra={"app": ref.display})
+                result = BatchResult(ref, "Error", "internal error")
+            with lock:
+                results.append(result)
+            on_result(result)
+
+        with ThreadPoolExecutor(max_workers=self.batch_concurrency, thread_name_prefix="batch-sync") as pool:
+            list(pool.map(one, refs))
+        return results
+
+    def plan_rollback(self, ref: AppRef, to: str | None) -> RollbackPlan:
+        return self.resolver.backend(ref).plan_rollback(ref, to)
+
+    def start_rollback(self, plan: RollbackPlan, *, initiated_by: str) -> AppStatus:
+        return self.resolver.backend(plan.ref).rollback(plan, initiated_by=initiated_by)
+
+    def disable_autosync_for_rollback(self, plan: RollbackPlan, *, user: str, channel: str) -> Hold:
+        """Turn auto-sync off and record a hold (with the policy to restore) before rolling back."""
+        backend = self.resolver.backend(plan.ref)
+        previous = backend.automated_policy(plan.ref)
+        backend.set_auto_sync(plan.ref, False)
+        return self.holds.open(
+            HOLD_AUTOSYNC,
+            target=plan.ref.display,
+            ref=asdict(plan.ref),
+            payload={"automated": previous or {}},
+            channel=channel,
+            created_by=user,
+        )
+
+    def release_autosync_hold(self, hold: Hold, *, user: str) -> bool:
+        """Re-enable auto-sync as it was; False when someone already did."""
+        current = self.holds.get(hold.id)
+        if current is None or current.released_at is not None:
+            return False
+        ref = AppRef(**hold.ref)
+        # Re-enable first: if Argo CD refuses, the hold stays open and the reminders go on.
+        self.resolver.backend(ref).set_auto_sync(ref, True, policy=hold.payload.get("automated") or None)
+        return self.holds.release(hold.id, by=user)
