@@ -24,6 +24,7 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/ack_latency.py
+	$(BIN)/python bench/argocd_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

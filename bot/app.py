@@ -6,6 +6,7 @@ Nothing here runs at import time; `build_runtime` is called once by the CLI (or 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,6 +85,10 @@ class Runtime:
     def start(self) -> Runtime:
         self.server.start()
         self.scheduler.start()
+        ops = self.deps.ops
+        if ops is not None:
+            # GET /api/version of each backend, off the start path: a slow Argo CD must not delay Slack.
+            threading.Thread(target=ops.versions, name="backend-versions", daemon=True).start()
         if self.socket_handler is not None:
             self.socket_handler.connect()  # type: ignore[no-untyped-call]
             log.info("connected to Slack in Socket Mode")
@@ -137,7 +142,7 @@ def build_runtime(
         ops=services.ops,
     )
     # Executors need deps (pending buttons, settings); the mapping is filled once, before serving.
-    executors.update(builtin_executors(settings, deps.version))
+    executors.update(builtin_executors(settings, deps.version, services.ops if services.backends else None))
     if services.backends:
         executors.update(gitops_executors(deps, services.ops))
     executors.update(extra_executors or {})
@@ -168,7 +173,7 @@ def build_runtime(
         slack=slack_wsgi,
         readiness=readiness,
         metrics=lambda: (metrics.render(), metrics.content_type),
-        info={"version": deps.version, "mode": mode},
+        info=lambda: {"version": deps.version, "mode": mode, "backends": services.ops.known_versions()},
     )
     server = HttpServer(
         router,

@@ -32,12 +32,12 @@ class Router:
         slack: WSGIApplication | None,
         readiness: ReadinessCheck,
         metrics: Callable[[], tuple[bytes, str]],
-        info: Mapping[str, str],
+        info: Callable[[], Mapping[str, object]],
     ) -> None:
         self._slack = slack
         self._readiness = readiness
         self._metrics = metrics
-        self._info = dict(info)
+        self._info = info
         self.accepting = True  # cleared on shutdown: new Slack requests get 503
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -55,7 +55,7 @@ class Router:
             checks = dict(self._readiness())
             ready = all(checks.values()) and self.accepting
             status = "200 OK" if ready else "503 Service Unavailable"
-            body = {"status": "ready" if ready else "not ready", "checks": checks, **self._info}
+            body = {"status": "ready" if ready else "not ready", "checks": checks, **self._info()}
             return _reply(start_response, status, body)
         if path == "/metrics":
             payload, content_type = self._metrics()

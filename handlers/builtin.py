@@ -7,13 +7,20 @@ from handlers.blocks import Reply, context, escape, fields_section, header, mess
 from handlers.conversation import Conversation
 from handlers.deps import Caller, Executor
 from handlers.grammar import CommandRequest
+from services.operations import GitOpsService
 from services.settings import Settings
 
 
-def whoami_executor(settings: Settings, version: str) -> Executor:
+def whoami_executor(settings: Settings, version: str, ops: GitOpsService | None = None) -> Executor:
     def run(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
-        backends = [f"Argo CD `{escape(i.name)}`" for i in settings.argocd]
-        backends += [f"Flux `{escape(c.name)}`" for c in settings.flux]
+        versions = ops.versions() if ops is not None else {}
+
+        def shown(kind: str, label: str, name: str) -> str:
+            found = versions.get(f"{kind}:{name}")
+            return f"{label} `{escape(name)}`" + (f" ({escape(found)})" if found else "")
+
+        backends = [shown("argocd", "Argo CD", i.name) for i in settings.argocd]
+        backends += [shown("flux", "Flux", c.name) for c in settings.flux]
         blocks = [
             header(msg.WHOAMI_TITLE),
             fields_section(
@@ -30,5 +37,7 @@ def whoami_executor(settings: Settings, version: str) -> Executor:
     return run
 
 
-def builtin_executors(settings: Settings, version: str) -> dict[str, Executor]:
-    return {"whoami": whoami_executor(settings, version)}
+def builtin_executors(
+    settings: Settings, version: str, ops: GitOpsService | None = None
+) -> dict[str, Executor]:
+    return {"whoami": whoami_executor(settings, version, ops)}

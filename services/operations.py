@@ -46,6 +46,26 @@ class GitOpsService:
         self.holds = holds
         self.sync_timeout = sync_timeout.total_seconds()
         self.batch_concurrency = batch_concurrency
+        self._lock = threading.Lock()
+        self._versions: dict[str, str] = {}
+
+    def versions(self) -> dict[str, str]:
+        """Each backend's server version (fetched once, then cached by the backend)."""
+        found: dict[str, str] = {}
+        for backend in self.resolver.backends:
+            key = f"{backend.kind}:{backend.instance}"
+            try:
+                found[key] = backend.version()
+            except GitOpsBotError as exc:
+                found[key] = f"unreachable ({exc})"[:200]
+        with self._lock:
+            self._versions = dict(found)
+        return found
+
+    def known_versions(self) -> dict[str, str]:
+        """What `versions` last found, without calling anything (for /readyz)."""
+        with self._lock:
+            return dict(self._versions)
 
     def resolve(self, app: str, env: str | None = None) -> AppRef:
         return self.resolver.resolve(app, env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -289,3 +290,13 @@ def test_forbidden_app_is_a_denial(gitops: Bot) -> None:
     gitops.wait_ephemeral("Not allowed")
     [row] = gitops.audit_rows(1)
     assert row.outcome == "denied"  # type: ignore[attr-defined]
+
+
+def test_whoami_and_readyz_show_the_argocd_version(gitops: Bot) -> None:
+    gitops.say("whoami")
+    assert "v3.6.0+sandbox" in gitops.wait_ephemeral("v3.6.0+sandbox")
+    url = f"http://127.0.0.1:{gitops.runtime.server.port}/readyz"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        ready = json.loads(response.read())
+    assert ready["backends"] == {"argocd:main": "v3.6.0+sandbox"}
+    assert [r.path for r in gitops.argocd.requests("/api/version")]  # asked at start (and cached)

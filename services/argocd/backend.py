@@ -9,11 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from services.argocd import convert, plans
-from services.argocd.client import NAME_FIELDS, ArgoCDClient
+from services.argocd.client import DEFAULT_LIST_FIELDS, NAME_FIELDS, ArgoCDClient
 from services.argocd.errors import ArgoCDError
 from services.argocd.payloads import (
     ApplicationPayload,
@@ -56,8 +56,10 @@ class ArgoCDBackend:
         history_limit: int = HISTORY_LIMIT,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        list_fields: Sequence[str] | None = DEFAULT_LIST_FIELDS,
     ) -> None:
         self.instance = instance.name
+        self._list_fields = list_fields  # None: untrimmed lists (the benchmark's baseline)
         self.settings = instance
         self.client = client
         self.control_namespace = control_namespace
@@ -144,7 +146,9 @@ class ArgoCDBackend:
 
     def list_apps(self, *, selector: str | None = None, project: str | None = None) -> list[AppStatus]:
         with self._errors(None, "list"):
-            payload = self.client.list_apps(projects=(project,) if project else (), selector=selector)
+            payload = self.client.list_apps(
+                projects=(project,) if project else (), selector=selector, fields=self._list_fields
+            )
         browser = self.settings.browser_url
         return [
             convert.app_status(self.instance, app, browser_url=browser) for app in payload.get("items") or []
