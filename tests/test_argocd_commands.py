@@ -300,3 +300,10 @@ def test_whoami_and_readyz_show_the_argocd_version(gitops: Bot) -> None:
         ready = json.loads(response.read())
     assert ready["backends"] == {"argocd:main": "v3.6.0+sandbox"}
     assert [r.path for r in gitops.argocd.requests("/api/version")]  # asked at start (and cached)
+
+
+def test_invalid_revision_never_reaches_argocd(gitops: Bot) -> None:
+    answer = gitops.say("sync api prod --revision 'main;rm -rf /'")
+    assert str(answer["text"]).startswith(":warning:")
+    gitops.audit_rows(1)
+    assert not [r for r in gitops.argocd.requests() if r.method != "GET"]
