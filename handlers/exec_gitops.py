@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from handlers import messages as msg
-from handlers.blocks import Reply
+from handlers.blocks import Reply, escape
 from handlers.conversation import Conversation
 from handlers.deps import Caller, Deps, Executor
 from handlers.grammar import CommandRequest
 from handlers.views_diff import diff_fits_inline, diff_reply, history_reply
 from handlers.views_rollback import plain_notice
-from handlers.views_status import status_detail, status_overview
+from handlers.views_status import short_rev, status_detail, status_overview
 from handlers.views_sync import BatchItem, batch_card, sync_card
 from services.backend import AppRef, AppStatus, SyncRequest
 from services.diffing import render_changes, render_unified_text
@@ -25,6 +25,8 @@ def gitops_executors(deps: Deps, ops: GitOpsService) -> dict[str, Executor]:
         "sync": lambda r, c, conv: _sync(ops, r, c, conv),
         "diff": lambda r, c, conv: _diff(ops, r, conv),
         "history": lambda r, c, conv: _history(ops, r),
+        "suspend": lambda r, c, conv: _suspend(ops, r),
+        "resume": lambda r, c, conv: _resume(ops, r, c, conv),
         "rollback": rollback_executor(deps, ops),
     }
 
@@ -113,3 +115,26 @@ def _diff(ops: GitOpsService, request: CommandRequest, conversation: Conversatio
 def _history(ops: GitOpsService, request: CommandRequest) -> Reply:
     ref = _ref(ops, request)
     return history_reply(ref, ops.resolver.backend(ref).history(ref))
+
+
+def _suspend(ops: GitOpsService, request: CommandRequest) -> Reply:
+    ref = _ref(ops, request)
+    before = ops.status(ref).revision
+    ops.resolver.backend(ref).suspend(ref)
+    text = msg.SUSPENDED.format(app=escape(ref.display), name=escape(request.app or ref.name))
+    return plain_notice(text, in_channel=True, detail=f"suspended at {short_rev(before)}")
+
+
+def _resume(ops: GitOpsService, request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
+    ref = _ref(ops, request)
+    sync = SyncRequest(initiated_by=caller.user_name or caller.user_id)
+    title = msg.RESUME_TITLE.format(app=ref.name)
+    before = ops.status(ref).revision
+
+    def card(status: AppStatus | None) -> Reply:
+        return sync_card(ref, sync, user=caller.user_id, status=status, before=before, title=title)
+
+    started = ops.resolver.backend(ref).resume(ref)
+    ops.forget_suspend_holds(ref, user=caller.user_id)
+    conversation.announce(card(started))
+    return card(ops.wait(ref, on_progress=lambda s: conversation.update(card(s))))

@@ -24,7 +24,7 @@ from handlers.views_status import short_rev
 from handlers.views_sync import sync_card
 from services.backend import AppRef, AppStatus, SyncRequest
 from services.errors import PermissionDenied, UserError
-from services.operations import GitOpsService
+from services.operations import HOLD_SUSPEND, GitOpsService
 from services.pending import PendingAction, PendingActions
 
 KIND = "rollback"
@@ -38,7 +38,7 @@ def rollback_executor(deps: Deps, ops: GitOpsService) -> Executor:
         plan = ops.plan_rollback(ref, request.to)
         pending = deps.pending.create(
             KIND,
-            {"ref": asdict(ref), "to": plan.to.id},
+            {"ref": asdict(ref), "to": plan.to.id, "suspend": request.suspend},
             requester=caller.user_id,
             channel=caller.channel_id,
             ttl=deps.settings.operations.confirm_ttl,
@@ -88,6 +88,9 @@ def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
     started = ops.start_rollback(plan, initiated_by=click.caller.user_name or user)
     conversation.announce(card(started))
     final = ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
+    if action.payload.get("suspend") and ref.backend == "flux":
+        hold = ops.suspend_after_rollback(ref, user=user, channel=action.channel)
+        note = msg.ROLLBACK_SUSPENDED.format(hold=hold.id)
     reply = card(final)
     detail = f"rollback to #{plan.to.id}: {short_rev(before)} → {short_rev(plan.to.revision)}; {reply.detail}"
     return Reply(
@@ -109,7 +112,8 @@ def _release(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
     if hold is None:
         raise UserError("This reminder is no longer known to the bot.")
     app = hold.target.split("/")[-1]
-    if not deps.ops.release_autosync_hold(hold, user=click.caller.user_id):
+    if not deps.ops.release_hold(hold, user=click.caller.user_id):
         return plain_notice(msg.HOLD_ALREADY.format(app=escape(app))), hold.target
-    text = msg.HOLD_RELEASED.format(app=escape(app), user=click.caller.user_id)
+    released = msg.HOLD_RESUMED if hold.kind == HOLD_SUSPEND else msg.HOLD_RELEASED
+    text = released.format(app=escape(app), user=click.caller.user_id)
     return plain_notice(text, in_channel=True, detail=f"auto-sync re-enabled, hold #{hold.id}"), hold.target

@@ -125,5 +125,22 @@ HOLD_REMINDER = (
     "for a rollback). Git changes are not being deployed to it."
 )
 HOLD_REENABLE = "Re-enable auto-sync"
+HOLD_SUSPENDED_REMINDER = (
+    ":double_vertical_bar: `{app}` is still *suspended* since {since} (suspended by <@{user}> after a "
+    "rollback). Flux is not reconciling it."
+)
+HOLD_RESUME = "Resume"
+ROLLBACK_SUSPENDED = (
+    "Suspended afterwards (hold #{hold}) so automation cannot roll it forward; `/gitops resume` ends it."
+)
+HOLD_RESUMED = ":arrow_forward: `{app}` is reconciling again (resumed by <@{user}>)."
+SUSPENDED = (
+    ":double_vertical_bar: Suspended `{app}`: Flux stops reconciling it until `/gitops resume {name}`."
+)
+RESUME_TITLE = "Resume {app}"
+FLUX_ROLLBACK_REVERT = (
+    "Revert commit {revision} in Git (the latest change to `{path}`), push, then reconcile *{app}*."
+)
+FLUX_ROLLBACK_RESTORE = "Restore `{path}` to commit {revision} in Git, push, then reconcile *{app}*."
 HOLD_RELEASED = ":arrow_forward: Auto-sync is back *on* for `{app}` (by <@{user}>)."
 HOLD_ALREADY = "Auto-sync for `{app}` was already turned back on."

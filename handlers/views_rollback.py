@@ -7,6 +7,7 @@ from handlers.blocks import Block, Reply, actions, button, context, escape, head
 from handlers.views_status import short_rev
 from services.backend import HistoryEntry, RollbackPlan
 from services.holds import Hold
+from services.operations import HOLD_SUSPEND
 
 ACTION_CONFIRM = "rollback_confirm"
 ACTION_DISABLE_AUTOSYNC = "rollback_disable_autosync"
@@ -24,13 +25,15 @@ def rollback_confirm(plan: RollbackPlan, pending_id: str) -> Reply:
     app = escape(plan.ref.name)
     when = f", deployed {plan.to.deployed_at:%Y-%m-%d %H:%M} UTC" if plan.to.deployed_at else ""
     subject = f" ({escape(plan.to.message.splitlines()[0][:120])})" if plan.to.message else ""
-    body = msg.ROLLBACK_BODY.format(
-        app=app,
-        current=_entry(plan.current),
-        id=escape(plan.to.id),
-        revision=f"`{escape(short_rev(plan.to.revision))}`{subject}",
-        when=when,
-    )
+    revision = f"`{escape(short_rev(plan.to.revision))}`{subject}"
+    if plan.ref.backend == "flux":
+        reverting = plan.current is not None and plan.current.id == plan.to.id
+        template = msg.FLUX_ROLLBACK_REVERT if reverting else msg.FLUX_ROLLBACK_RESTORE
+        body = template.format(revision=revision, path=escape(plan.path or "."), app=app)
+    else:
+        body = msg.ROLLBACK_BODY.format(
+            app=app, current=_entry(plan.current), id=escape(plan.to.id), revision=revision, when=when
+        )
     blocks: list[Block] = [header(msg.ROLLBACK_TITLE.format(app=plan.ref.name)), section(body)]
     cancel = button(msg.ROLLBACK_CANCEL, ACTION_CANCEL, pending_id)
     if plan.auto_sync:
@@ -67,11 +70,14 @@ def plain_notice(text: str, *, in_channel: bool = False, detail: str = "", faile
 def hold_reminder(hold: Hold) -> Reply:
     since = f"{hold.created_at:%Y-%m-%d %H:%M} UTC"
     app = hold.target.split("/")[-1]
-    text = msg.HOLD_REMINDER.format(app=escape(app), since=since, user=escape(hold.created_by))
+    suspended = hold.kind == HOLD_SUSPEND
+    template = msg.HOLD_SUSPENDED_REMINDER if suspended else msg.HOLD_REMINDER
+    text = template.format(app=escape(app), since=since, user=escape(hold.created_by))
+    label = msg.HOLD_RESUME if suspended else msg.HOLD_REENABLE
     blocks: list[Block] = [
         section(text),
         actions(
-            button(msg.HOLD_REENABLE, ACTION_HOLD_RELEASE, str(hold.id), style="primary"),
+            button(label, ACTION_HOLD_RELEASE, str(hold.id), style="primary"),
             block_id=f"hold-{hold.id}",
         ),
         context(f"`{escape(hold.target)}`"),

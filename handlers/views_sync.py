@@ -28,7 +28,11 @@ def sync_card(
     before: str | None = None,
     title: str | None = None,
 ) -> Reply:
-    title = title or (msg.SYNC_DRY_TITLE if request.dry_run else msg.SYNC_TITLE).format(app=ref.name)
+    if title is None:
+        template = msg.SYNC_DRY_TITLE if request.dry_run else msg.SYNC_TITLE
+        title = template.format(app=ref.name)
+        if ref.backend == "flux":
+            title = title.replace("Sync", "Reconcile", 1)
     op = status.operation if status else None
     phase = op.phase if op else "Requested"
     icon = msg.PHASE_ICON.get(phase, ":grey_question:")

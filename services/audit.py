@@ -102,6 +102,6 @@ class AuditStore:
 
 
 def _event(row: dict[str, Any]) -> AuditEvent:
-    data = dict(row)
+    data = {k: v for k, v in row.items() if k in AuditEvent.__dataclass_fields__}
     data["ts"] = datetime.fromisoformat(data["ts"])
     return AuditEvent(**data)

@@ -174,6 +174,7 @@ class RollbackPlan:
     to: HistoryEntry
     current: HistoryEntry | None
     auto_sync: bool
+    path: str | None = None  # Flux: the repository path the rollback commit touches
 
 
 ProgressCallback = Callable[[AppStatus], None]
@@ -247,6 +248,14 @@ class GitOpsBackend(Protocol):
         ...
 
     def set_auto_sync(self, ref: AppRef, enabled: bool, policy: dict[str, object] | None = None) -> None: ...
+
+    def suspend(self, ref: AppRef) -> AppStatus:
+        """Flux: `spec.suspend: true`. Argo CD: UserError (it has no such verb)."""
+        ...
+
+    def resume(self, ref: AppRef) -> AppStatus:
+        """Flux: remove `spec.suspend`, then the new generation reconciles (poll with `wait`)."""
+        ...
 
     def version(self) -> str: ...
 

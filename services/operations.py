@@ -18,6 +18,7 @@ from services.holds import Hold, HoldStore
 log = logging.getLogger(__name__)
 
 HOLD_AUTOSYNC = "argocd-autosync-off"
+HOLD_SUSPEND = "flux-suspended"
 
 
 @dataclass(frozen=True)
@@ -156,12 +157,31 @@ class GitOpsService:
             created_by=user,
         )
 
-    def release_autosync_hold(self, hold: Hold, *, user: str) -> bool:
-        """Re-enable auto-sync as it was; False when someone already did."""
+    def suspend_after_rollback(self, ref: AppRef, *, user: str, channel: str) -> Hold:
+        """Flux `rollback --suspend`: keep automation from rolling it forward; remind until resumed."""
+        self.resolver.backend(ref).suspend(ref)
+        return self.holds.open(
+            HOLD_SUSPEND, target=ref.display, ref=asdict(ref), payload={}, channel=channel, created_by=user
+        )
+
+    def release_hold(self, hold: Hold, *, user: str) -> bool:
+        """Undo what the hold keeps (auto-sync back on / resume); False when someone already did."""
         current = self.holds.get(hold.id)
         if current is None or current.released_at is not None:
             return False
         ref = AppRef(**hold.ref)
-        # Re-enable first: if Argo CD refuses, the hold stays open and the reminders go on.
-        self.resolver.backend(ref).set_auto_sync(ref, True, policy=hold.payload.get("automated") or None)
+        backend = self.resolver.backend(ref)
+        # Undo first: if the backend refuses, the hold stays open and the reminders go on.
+        if hold.kind == HOLD_SUSPEND:
+            backend.resume(ref)
+        else:
+            backend.set_auto_sync(ref, True, policy=hold.payload.get("automated") or None)
         return self.holds.release(hold.id, by=user)
+
+    def forget_suspend_holds(self, ref: AppRef, *, user: str) -> int:
+        """A resume by command ends the suspend holds on that object (no more reminders)."""
+        released = 0
+        for hold in self.holds.open_holds(HOLD_SUSPEND):
+            if hold.target == ref.display and self.holds.release(hold.id, by=user):
+                released += 1
+        return released

@@ -71,9 +71,54 @@ def _holds(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_holds_open ON holds (released_at, kind)")
 
 
+def _locks(db: sqlite_utils.Database) -> None:
+    # Deploy locks / freezes on an environment, or on one app in it (app = '' for the whole env).
+    db.execute(
+        """CREATE TABLE locks (
+            id INTEGER PRIMARY KEY,
+            env TEXT NOT NULL,
+            app TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            channel TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            released_at TEXT,
+            released_by TEXT,
+            release_reason TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_locks_open ON locks (released_at, env, app)")
+
+
+def _audit_chain(db: sqlite_utils.Database) -> None:
+    # Tamper evidence: each row stores the previous row's hash and its own. Retention may delete old
+    # rows only inside a transaction that first sets the 'retention_unlock' key; it then records the
+    # last deleted row's hash as the new anchor so `audit verify` can start there.
+    db.execute("ALTER TABLE audit_events ADD COLUMN prev_hash TEXT")
+    db.execute("ALTER TABLE audit_events ADD COLUMN hash TEXT")
+    db.execute("CREATE TABLE audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("DROP TRIGGER audit_events_no_delete")
+    db.execute(
+        "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+        "WHEN NOT EXISTS (SELECT 1 FROM audit_meta WHERE key = 'retention_unlock') "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+    )
+    db.execute("CREATE INDEX idx_audit_events_action_ts ON audit_events (action, ts)")
+
+
+def _seen_requests(db: sqlite_utils.Database) -> None:
+    # Slack request signatures seen in the last 5 minutes: a replayed request is refused.
+    db.execute("CREATE TABLE seen_requests (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
+    db.execute("CREATE INDEX idx_seen_requests_seen_at ON seen_requests (seen_at)")
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
     (2, "pending_actions: what each button does, single use", _pending_actions),
     (3, "holds: auto-sync turned off by a rollback, to remind about", _holds),
+    (4, "locks: deploy locks and freezes per environment / app", _locks),
+    (5, "audit hash chain, retention anchor, action index", _audit_chain),
+    (6, "seen_requests: replayed Slack requests are refused", _seen_requests),
 )

@@ -235,6 +235,10 @@ class OperationsSettings(_Section):
     hold_reminder: Annotated[Duration, at_least(timedelta(minutes=1))] = timedelta(hours=4)
 
 
+class GitSettings(_Section):
+    cache_dir: ConfigPath = Path("data/git")
+
+
 class AuditSettings(_Section):
     database: ConfigPath = Path("data/gitops-bot.db")
     retention_days: WholeNumber | None = Field(default=None, ge=1)
@@ -285,6 +289,7 @@ class Settings(_Section):
     access: AccessSettings = Field(default_factory=AccessSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
+    git: GitSettings = Field(default_factory=GitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
 

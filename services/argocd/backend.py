@@ -174,6 +174,14 @@ class ArgoCDBackend:
         with self._errors(None, "list"):
             return sorted({r.name for r in self._refs()})
 
+    def suspend(self, ref: AppRef) -> AppStatus:
+        raise UserError(
+            "Argo CD has no suspend. To stop automated syncs, turn auto-sync off in the app's sync policy."
+        )
+
+    def resume(self, ref: AppRef) -> AppStatus:
+        raise UserError("Argo CD has no suspend or resume; `/gitops sync` deploys what Git says.")
+
     def version(self) -> str:
         if self._version is None:
             with self._errors(None, "read the version of"):
