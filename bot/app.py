@@ -18,22 +18,27 @@ from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
 import handlers
 from bot.config import LoadedConfig
 from bot.scheduler import build_scheduler
 from bot.server import SLACK_PATH, HttpServer, Router
+from bot.slack_client import build_web_client, group_members
 from bot.wiring import build_services
+from handlers.authz import Authorizer
 from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
+from handlers.exec_admin import admin_executors
 from handlers.exec_gitops import gitops_executors
+from services.access import AccessPolicy, CachedGroupDirectory
 from services.audit import AuditStore
 from services.backend import GitOpsBackend
 from services.db import Database
 from services.jobs import JobRunner
 from services.metrics import Metrics
+from services.ratelimit import RateLimiter
 from services.redaction import Redactor
+from services.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +134,10 @@ def build_runtime(
     audit = AuditStore(database, redact=redact)
     services = build_services(loaded, database, metrics, backends=backends)
     jobs = JobRunner(workers=settings.server.workers, queue_limit=settings.server.queue_limit)
+    client = build_web_client(loaded)
+    policy = AccessPolicy(
+        settings, CachedGroupDirectory(group_members(client), ttl=settings.access.group_cache)
+    )
     executors: dict[str, Executor] = {}
     deps = Deps(
         settings=settings,
@@ -140,15 +149,21 @@ def build_runtime(
         clock=clock or (lambda: datetime.now(UTC)),
         pending=services.pending,
         ops=services.ops,
+        locks=services.locks,
+        redact=redact,
+        authz=Authorizer(policy, locks=services.locks, resolver=services.ops.resolver),
+        rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
     )
     # Executors need deps (pending buttons, settings); the mapping is filled once, before serving.
-    executors.update(builtin_executors(settings, deps.version, services.ops if services.backends else None))
+    ops_or_none = services.ops if services.backends else None
+    executors.update(builtin_executors(settings, deps.version, ops_or_none, policy))
     if services.backends:
         executors.update(gitops_executors(deps, services.ops))
+    executors.update(admin_executors(deps, services.locks))
     executors.update(extra_executors or {})
     mode = slack_mode(loaded)
     try:
-        app = create_slack_app(loaded, deps, mode)
+        app = create_slack_app(loaded, deps, mode, client)
     except Exception as exc:
         database.close()
         jobs.close(timeout=0)
@@ -174,6 +189,7 @@ def build_runtime(
         readiness=readiness,
         metrics=lambda: (metrics.render(), metrics.content_type),
         info=lambda: {"version": deps.version, "mode": mode, "backends": services.ops.known_versions()},
+        first_seen=ReplayGuard(database).first_seen,
     )
     server = HttpServer(
         router,
@@ -185,15 +201,8 @@ def build_runtime(
     return Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
 
 
-def create_slack_app(loaded: LoadedConfig, deps: Deps, mode: Mode) -> App:
+def create_slack_app(loaded: LoadedConfig, deps: Deps, mode: Mode, client: WebClient) -> App:
     secrets = loaded.secrets
-    assert secrets.slack_bot_token is not None
-    client = WebClient(
-        token=secrets.slack_bot_token.get_secret_value(),
-        base_url=loaded.slack_api_url or WebClient.BASE_URL,
-        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
-        timeout=10,
-    )
     signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else None
     app = App(
         client=client,

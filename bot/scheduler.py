@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 
 from handlers.deps import Deps
-from handlers.reminders import remind_holds
+from handlers.reminders import expire_locks, remind_holds
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,12 @@ def build_scheduler(
         seconds=tick.total_seconds(),
         id="hold-reminders",
         jitter=min(10, int(tick.total_seconds() / 4)) or None,
+    )
+    scheduler.add_job(
+        _safe(lambda: expire_locks(deps, client), "lock expiry"),
+        "interval",
+        seconds=min(60.0, tick.total_seconds()),
+        id="lock-expiry",
     )
     return scheduler
 

@@ -11,6 +11,7 @@ from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
 from services.db import Database
 from services.holds import HoldStore
+from services.locks import LockStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
@@ -22,6 +23,7 @@ class Services:
     ops: GitOpsService
     pending: PendingActions
     holds: HoldStore
+    locks: LockStore
 
 
 def build_services(
@@ -42,4 +44,6 @@ def build_services(
         sync_timeout=settings.operations.sync_timeout,
         batch_concurrency=settings.operations.batch_concurrency,
     )
-    return Services(backends=backends, ops=ops, pending=PendingActions(database), holds=holds)
+    return Services(
+        backends=backends, ops=ops, pending=PendingActions(database), holds=holds, locks=LockStore(database)
+    )

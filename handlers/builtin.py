@@ -7,11 +7,32 @@ from handlers.blocks import Reply, context, escape, fields_section, header, mess
 from handlers.conversation import Conversation
 from handlers.deps import Caller, Executor
 from handlers.grammar import CommandRequest
+from services.access import AccessPolicy
 from services.operations import GitOpsService
 from services.settings import Settings
 
 
-def whoami_executor(settings: Settings, version: str, ops: GitOpsService | None = None) -> Executor:
+def _roles(policy: AccessPolicy | None, user_id: str) -> str:
+    if policy is None or not policy.configured:
+        return msg.WHOAMI_ROLES_DEFAULT
+    grants = policy.roles_for(user_id)
+    if not grants:
+        return msg.WHOAMI_NO_ROLES
+    lines = []
+    for grant in grants[:10]:
+        where = "everywhere" if "*" in grant.environments else "in " + ", ".join(grant.environments)
+        scope = ""
+        if grant.apps:
+            scope += " for apps " + ", ".join(grant.apps)
+        if grant.projects:
+            scope += " in projects " + ", ".join(grant.projects)
+        lines.append(f"• *{escape(grant.role)}* {escape(where)}{escape(scope)} ({escape(grant.via)})")
+    return "\n".join(lines)
+
+
+def whoami_executor(
+    settings: Settings, version: str, ops: GitOpsService | None = None, policy: AccessPolicy | None = None
+) -> Executor:
     def run(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         versions = ops.versions() if ops is not None else {}
 
@@ -26,7 +47,7 @@ def whoami_executor(settings: Settings, version: str, ops: GitOpsService | None 
             fields_section(
                 [
                     msg.WHOAMI_USER.format(user_id=escape(caller.user_id)),
-                    msg.WHOAMI_ROLES.format(roles=msg.WHOAMI_ROLES_DEFAULT),
+                    msg.WHOAMI_ROLES.format(roles=_roles(policy, caller.user_id)),
                     msg.WHOAMI_BACKENDS.format(backends=", ".join(backends) or msg.WHOAMI_NO_BACKENDS),
                 ]
             ),
@@ -38,6 +59,6 @@ def whoami_executor(settings: Settings, version: str, ops: GitOpsService | None 
 
 
 def builtin_executors(
-    settings: Settings, version: str, ops: GitOpsService | None = None
+    settings: Settings, version: str, ops: GitOpsService | None = None, policy: AccessPolicy | None = None
 ) -> dict[str, Executor]:
-    return {"whoami": whoami_executor(settings, version, ops)}
+    return {"whoami": whoami_executor(settings, version, ops, policy)}

@@ -12,13 +12,15 @@ from slack_sdk import WebClient
 from handlers import messages as msg
 from handlers.blocks import Reply, escape, message, section
 from handlers.boundary import Result, error_result, guarded
+from handlers.commands_spec import SUBCOMMANDS
 from handlers.conversation import Conversation
-from handlers.deps import Caller, Deps
+from handlers.deps import Caller, Deps, Executor
 from handlers.grammar import CommandRequest, parse_command
 from handlers.help import help_reply
 from handlers.recording import record
 from services.correlation import new_correlation_id
 from services.errors import NotAvailable, UserError
+from services.settings_types import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ def _listener(deps: Deps) -> Any:
         cid = new_correlation_id()
         caller = Caller.from_command(command)
         text = str(command.get("text", "")).strip()
+        if deps.redact is not None:
+            text = deps.redact(text)
         try:
             request = parse_command(text, now=deps.clock())
         except UserError as exc:
@@ -41,11 +45,18 @@ def _listener(deps: Deps) -> Any:
             )
             return
         target = _target(request)
-        if request.subcommand == "help":
+        filtered_help = deps.authz is not None and deps.authz.policy.configured
+        if request.subcommand == "help" and not filtered_help:
             result = Result(help_reply(request.topic), "ok", "")
             _finish_inline(deps, ack, caller, text, "help", target, result, cid, started)
             return
-        executor = deps.executors.get(request.subcommand)
+        limited = _rate_limited(deps, request, caller)
+        if limited is not None:
+            _finish_inline(deps, ack, caller, text, request.subcommand, target, limited, cid, started)
+            return
+        executor = (
+            _help_executor(deps) if request.subcommand == "help" else deps.executors.get(request.subcommand)
+        )
         if executor is None:
             needs = msg.NOT_AVAILABLE_NEEDS.get(request.subcommand, "a later release")
             unavailable = NotAvailable(msg.NOT_AVAILABLE.format(subcommand=request.subcommand, needs=needs))
@@ -71,7 +82,9 @@ def _listener(deps: Deps) -> Any:
 
         def work() -> None:
             conversation = Conversation(respond, client, channel=caller.channel_id, user=caller.user_id)
-            result = guarded(lambda: executor(request, caller, conversation), correlation_id=cid)
+            result = guarded(
+                lambda: _authorized(deps, executor, request, caller, conversation), correlation_id=cid
+            )
             conversation.finish(result.reply)
             record(
                 deps,
@@ -137,6 +150,36 @@ def _respond(respond: Respond, reply: Reply) -> None:
         respond(replace_original=True, **reply.as_kwargs())
     except Exception:  # an expired response_url must not take the audit row down with it
         log.warning("could not deliver the reply to Slack", exc_info=True)
+
+
+def _authorized(
+    deps: Deps, executor: Executor, request: CommandRequest, caller: Caller, conversation: Conversation
+) -> Reply:
+    if deps.authz is not None:
+        deps.authz.command(caller, request)  # in the background: it may ask Slack for user groups
+    return executor(request, caller, conversation)
+
+
+def _help_executor(deps: Deps) -> Executor:
+    def run(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
+        allowed = deps.authz.allowed_actions(caller) if deps.authz is not None else None
+        return help_reply(request.topic, allowed)
+
+    return run
+
+
+def _rate_limited(deps: Deps, request: CommandRequest, caller: Caller) -> Result | None:
+    spec = SUBCOMMANDS.get(request.subcommand)
+    if deps.rate_limiter is None or spec is None or not spec.mutating:
+        return None
+    wait = deps.rate_limiter.hit(caller.user_id)
+    if wait is None:
+        return None
+    limit = deps.settings.access.rate_limit
+    text = msg.RATE_LIMITED.format(
+        limit=limit.commands, per=format_duration(limit.per), seconds=max(1.0, wait)
+    )
+    return Result(_plain(text), "denied", f"rate limited: retry in {wait:.0f}s")
 
 
 def _plain(text: str) -> Reply:

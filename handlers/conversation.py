@@ -90,6 +90,12 @@ class Conversation:
         with self._lock:
             self._held = None
             self._finished = True
+            public = self._public
+        if not public and reply.response_type == "in_channel":
+            # An ephemeral answer cannot be made public: post the result in the channel instead.
+            self.announce(reply)
+            return
+        with self._lock:
             self._send(reply, final=True)
 
     def _flush(self) -> None:

@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from handlers.blocks import Reply
 from handlers.conversation import Conversation
 from handlers.grammar import CommandRequest
+
+if TYPE_CHECKING:
+    from handlers.authz import Authorizer
 from services.audit import AuditStore
 from services.jobs import JobRunner
+from services.locks import LockStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
+from services.ratelimit import RateLimiter
+from services.redaction import Redactor
 from services.settings import Settings
 
 
@@ -63,3 +69,7 @@ class Deps:
     clock: Callable[[], datetime]
     pending: PendingActions | None = None
     ops: GitOpsService | None = None
+    locks: LockStore | None = None
+    rate_limiter: RateLimiter | None = None
+    authz: Authorizer | None = None
+    redact: Redactor | None = None  # applied to command text on arrival: a pasted token goes no further

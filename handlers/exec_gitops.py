@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from handlers import messages as msg
 from handlers.blocks import Reply, escape
 from handlers.conversation import Conversation
@@ -13,6 +15,8 @@ from handlers.views_status import short_rev, status_detail, status_overview
 from handlers.views_sync import BatchItem, batch_card, sync_card
 from services.backend import AppRef, AppStatus, SyncRequest
 from services.diffing import render_changes, render_unified_text
+from services.errors import PermissionDenied, UserError
+from services.locks import Lock
 from services.operations import BatchResult, GitOpsService
 from services.validation import format_selector
 
@@ -21,24 +25,42 @@ def gitops_executors(deps: Deps, ops: GitOpsService) -> dict[str, Executor]:
     from handlers.exec_rollback import rollback_executor  # rollback has its own module (buttons)
 
     return {
-        "status": lambda r, c, conv: _status(ops, r),
-        "sync": lambda r, c, conv: _sync(ops, r, c, conv),
-        "diff": lambda r, c, conv: _diff(ops, r, conv),
-        "history": lambda r, c, conv: _history(ops, r),
-        "suspend": lambda r, c, conv: _suspend(ops, r),
-        "resume": lambda r, c, conv: _resume(ops, r, c, conv),
+        "status": lambda r, c, conv: _status(Ctx(deps, ops, r, c)),
+        "sync": lambda r, c, conv: _sync(Ctx(deps, ops, r, c), conv),
+        "diff": lambda r, c, conv: _diff(Ctx(deps, ops, r, c), conv),
+        "history": lambda r, c, conv: _history(Ctx(deps, ops, r, c)),
+        "suspend": lambda r, c, conv: _suspend(Ctx(deps, ops, r, c)),
+        "resume": lambda r, c, conv: _resume(Ctx(deps, ops, r, c), conv),
         "rollback": rollback_executor(deps, ops),
     }
 
 
-def _ref(ops: GitOpsService, request: CommandRequest) -> AppRef:
-    assert request.app is not None  # the grammar requires APP for these subcommands
-    return ops.resolve(request.app, request.env)
+@dataclass(frozen=True)
+class Ctx:
+    deps: Deps
+    ops: GitOpsService
+    request: CommandRequest
+    caller: Caller
+
+    def target(self, action: str) -> tuple[AppRef, str]:
+        """Resolve APP, then check the caller may `action` it (and that no lock stops it)."""
+        assert self.request.app is not None  # the grammar requires APP for these subcommands
+        ref = self.ops.resolve(self.request.app, self.request.env)
+        return ref, self.clear(action, ref)
+
+    def clear(self, action: str, ref: AppRef) -> str:
+        if self.deps.authz is None:
+            return ""
+        return self.deps.authz.target(
+            self.caller, action, ref, force=self.request.force, now=self.deps.clock()
+        ).note
 
 
-def _status(ops: GitOpsService, request: CommandRequest) -> Reply:
+def _status(ctx: Ctx) -> Reply:
+    ops, request = ctx.ops, ctx.request
     if request.app:
-        return status_detail(ops.status(_ref(ops, request)))
+        ref, _ = ctx.target("status")
+        return status_detail(ops.status(ref), locks=_locks_for(ctx, ref))
     selector = format_selector(request.selector) if request.selector else None
     overview = ops.overview(selector=selector, project=request.project)
     title = (
@@ -46,7 +68,8 @@ def _status(ops: GitOpsService, request: CommandRequest) -> Reply:
         + (f" matching {selector}" if selector else "")
         + (f" in {request.project}" if request.project else "")
     )
-    return status_overview(overview.apps, overview.unreachable, title)
+    locks = ctx.deps.locks.active(now=ctx.deps.clock()) if ctx.deps.locks else []
+    return status_overview(overview.apps, overview.unreachable, title, locks=locks)
 
 
 def _sync_request(request: CommandRequest, caller: Caller) -> SyncRequest:
@@ -58,15 +81,16 @@ def _sync_request(request: CommandRequest, caller: Caller) -> SyncRequest:
     )
 
 
-def _sync(ops: GitOpsService, request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
+def _sync(ctx: Ctx, conversation: Conversation) -> Reply:
+    ops, request, caller = ctx.ops, ctx.request, ctx.caller
     sync = _sync_request(request, caller)
     if request.selector:
-        return _batch(ops, request, caller, conversation, sync)
-    ref = _ref(ops, request)
+        return _batch(ctx, conversation, sync)
+    ref, note = ctx.target("sync")
     before = ops.status(ref).revision
 
     def card(status: AppStatus | None) -> Reply:
-        return sync_card(ref, sync, user=caller.user_id, status=status, before=before)
+        return sync_card(ref, sync, user=caller.user_id, status=status, before=before, note=note or None)
 
     started = ops.start_sync(ref, sync)  # a refusal stays an ephemeral error: nothing public yet
     conversation.announce(card(started))
@@ -74,15 +98,22 @@ def _sync(ops: GitOpsService, request: CommandRequest, caller: Caller, conversat
     return card(final)
 
 
-def _batch(
-    ops: GitOpsService, request: CommandRequest, caller: Caller, conversation: Conversation, sync: SyncRequest
-) -> Reply:
+def _batch(ctx: Ctx, conversation: Conversation, sync: SyncRequest) -> Reply:
+    ops, request, caller = ctx.ops, ctx.request, ctx.caller
     selector = format_selector(request.selector)
     overview = ops.overview(selector=selector, project=request.project)
-    refs = [a.ref for a in overview.apps]
-    if not refs:
+    if not overview.apps:
         return plain_notice(msg.SYNC_NOTHING.format(selector=selector))
-    items = {ref: BatchItem(ref, "Running") for ref in refs}
+    items: dict[AppRef, BatchItem] = {}
+    refs = []
+    for app in overview.apps:  # each app checked on its own: one denial or lock skips only that app
+        try:
+            ctx.clear("sync", app.ref)
+        except (PermissionDenied, UserError) as exc:
+            items[app.ref] = BatchItem(app.ref, "Skipped", getattr(exc, "reason", None) or str(exc))
+            continue
+        refs.append(app.ref)
+        items[app.ref] = BatchItem(app.ref, "Running")
     conversation.announce(
         batch_card(selector, list(items.values()), user=caller.user_id, dry_run=sync.dry_run)
     )
@@ -97,8 +128,9 @@ def _batch(
     return batch_card(selector, list(items.values()), user=caller.user_id, dry_run=sync.dry_run)
 
 
-def _diff(ops: GitOpsService, request: CommandRequest, conversation: Conversation) -> Reply:
-    ref = _ref(ops, request)
+def _diff(ctx: Ctx, conversation: Conversation) -> Reply:
+    ops, request = ctx.ops, ctx.request
+    ref, _ = ctx.target("diff")
     diff = ops.resolver.backend(ref).diff(ref, revision=request.revision)
     rendered = render_unified_text(diff.text) if diff.text is not None else render_changes(diff.changes)
     if rendered.empty or diff_fits_inline(rendered):
@@ -112,21 +144,24 @@ def _diff(ops: GitOpsService, request: CommandRequest, conversation: Conversatio
     return diff_reply(ref, rendered, file_link=link, uploaded=link is not None)
 
 
-def _history(ops: GitOpsService, request: CommandRequest) -> Reply:
-    ref = _ref(ops, request)
+def _history(ctx: Ctx) -> Reply:
+    ops = ctx.ops
+    ref, _ = ctx.target("history")
     return history_reply(ref, ops.resolver.backend(ref).history(ref))
 
 
-def _suspend(ops: GitOpsService, request: CommandRequest) -> Reply:
-    ref = _ref(ops, request)
+def _suspend(ctx: Ctx) -> Reply:
+    ops, request = ctx.ops, ctx.request
+    ref, _ = ctx.target("suspend")
     before = ops.status(ref).revision
     ops.resolver.backend(ref).suspend(ref)
     text = msg.SUSPENDED.format(app=escape(ref.display), name=escape(request.app or ref.name))
     return plain_notice(text, in_channel=True, detail=f"suspended at {short_rev(before)}")
 
 
-def _resume(ops: GitOpsService, request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
-    ref = _ref(ops, request)
+def _resume(ctx: Ctx, conversation: Conversation) -> Reply:
+    ops, caller = ctx.ops, ctx.caller
+    ref, _ = ctx.target("resume")
     sync = SyncRequest(initiated_by=caller.user_name or caller.user_id)
     title = msg.RESUME_TITLE.format(app=ref.name)
     before = ops.status(ref).revision
@@ -138,3 +173,15 @@ def _resume(ops: GitOpsService, request: CommandRequest, caller: Caller, convers
     ops.forget_suspend_holds(ref, user=caller.user_id)
     conversation.announce(card(started))
     return card(ops.wait(ref, on_progress=lambda s: conversation.update(card(s))))
+
+
+def _locks_for(ctx: Ctx, ref: AppRef) -> list[Lock]:
+    if ctx.deps.locks is None or ctx.deps.ops is None:
+        return []
+    env, app = ctx.deps.ops.resolver.scope_of(ref)
+    names = {n for n in (app, ref.name) if n}
+    return [
+        lock
+        for lock in ctx.deps.locks.active(now=ctx.deps.clock())
+        if (env is None or lock.env == env) and (lock.app is None or lock.app in names)
+    ]

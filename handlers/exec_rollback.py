@@ -25,7 +25,7 @@ from handlers.views_sync import sync_card
 from services.backend import AppRef, AppStatus, SyncRequest
 from services.errors import PermissionDenied, UserError
 from services.operations import HOLD_SUSPEND, GitOpsService
-from services.pending import PendingAction, PendingActions
+from services.pending import ButtonExpired, PendingAction, PendingActions
 
 KIND = "rollback"
 
@@ -35,10 +35,12 @@ def rollback_executor(deps: Deps, ops: GitOpsService) -> Executor:
         assert request.app is not None
         assert deps.pending is not None
         ref = ops.resolve(request.app, request.env)
+        if deps.authz is not None:
+            deps.authz.target(caller, "rollback", ref, force=request.force, now=deps.clock())
         plan = ops.plan_rollback(ref, request.to)
         pending = deps.pending.create(
             KIND,
-            {"ref": asdict(ref), "to": plan.to.id, "suspend": request.suspend},
+            {"ref": asdict(ref), "to": plan.to.id, "suspend": request.suspend, "force": request.force},
             requester=caller.user_id,
             channel=caller.channel_id,
             ttl=deps.settings.operations.confirm_ttl,
@@ -55,10 +57,17 @@ def register(app: App, deps: Deps) -> None:
     register_click(app, deps, ACTION_HOLD_RELEASE, _release)
 
 
-def _claim(click: Click, pending: PendingActions) -> PendingAction:
+def _stored(click: Click, pending: PendingActions) -> PendingAction:
     stored = pending.get(click.value)
-    if stored is not None and stored.requester != click.caller.user_id and stored.consumed_at is None:
+    if stored is None:
+        raise ButtonExpired("This button is no longer known to the bot. Run the command again.")
+    if stored.requester != click.caller.user_id and stored.consumed_at is None:
         raise PermissionDenied(msg.ROLLBACK_NOT_YOURS.format(user=stored.requester))
+    return stored
+
+
+def _claim(click: Click, pending: PendingActions) -> PendingAction:
+    _stored(click, pending)
     return pending.claim(click.value, kind=KIND, by=click.caller.user_id)
 
 
@@ -66,11 +75,15 @@ def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
     assert deps.pending is not None
     assert deps.ops is not None
     ops = deps.ops
+    stored = _stored(click, deps.pending)
+    ref = AppRef(**stored.payload["ref"])
+    note = None
+    if deps.authz is not None:  # at click time, for whoever clicked: roles and locks may have changed
+        force = bool(stored.payload.get("force"))
+        note = deps.authz.target(click.caller, "rollback", ref, force=force, now=deps.clock()).note or None
     action = _claim(click, deps.pending)
-    ref = AppRef(**action.payload["ref"])
     plan = ops.plan_rollback(ref, str(action.payload["to"]))  # fresh: history may have moved
     user = click.caller.user_id
-    note = None
     if click.action_id == ACTION_DISABLE_AUTOSYNC and plan.auto_sync:
         hold = ops.disable_autosync_for_rollback(plan, user=user, channel=action.channel)
         note = (
@@ -112,6 +125,9 @@ def _release(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
     if hold is None:
         raise UserError("This reminder is no longer known to the bot.")
     app = hold.target.split("/")[-1]
+    if deps.authz is not None:
+        action = "resume" if hold.kind == HOLD_SUSPEND else "sync"
+        deps.authz.target(click.caller, action, AppRef(**hold.ref), now=deps.clock())
     if not deps.ops.release_hold(hold, user=click.caller.user_id):
         return plain_notice(msg.HOLD_ALREADY.format(app=escape(app))), hold.target
     released = msg.HOLD_RESUMED if hold.kind == HOLD_SUSPEND else msg.HOLD_RELEASED

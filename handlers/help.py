@@ -7,14 +7,20 @@ from handlers.blocks import Reply, context, divider, escape, header, message, se
 from handlers.commands_spec import SUBCOMMANDS, SubcommandSpec
 
 
-def help_reply(topic: str | None) -> Reply:
+def help_reply(topic: str | None, allowed: frozenset[str] | None = None) -> Reply:
+    """`allowed`: the caller's actions when access control is on (help lists only those)."""
     if topic is None:
-        return _overview()
+        return _overview(allowed)
     return _detail(SUBCOMMANDS[topic])
 
 
-def _overview() -> Reply:
-    lines = [f"`/gitops {spec.usage}`\n{escape(spec.summary)}" for spec in SUBCOMMANDS.values()]
+def _overview(allowed: frozenset[str] | None) -> Reply:
+    specs = [
+        s
+        for s in SUBCOMMANDS.values()
+        if allowed is None or s.name in allowed or s.name in ("help", "whoami")
+    ]
+    lines = [f"`/gitops {spec.usage}`\n{escape(spec.summary)}" for spec in specs]
     # Two sections keep each under Slack's 3000-character section limit.
     half = (len(lines) + 1) // 2
     blocks = [
@@ -23,7 +29,7 @@ def _overview() -> Reply:
         divider(),
         section("\n".join(lines[:half])),
         section("\n".join(lines[half:])),
-        context(msg.HELP_FOOTER),
+        context(msg.HELP_FOOTER + (" " + msg.HELP_FILTERED if allowed is not None else "")),
     ]
     return message(msg.HELP_TITLE, blocks)
 

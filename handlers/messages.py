@@ -9,6 +9,7 @@ HELP_INTRO = (
     "Git stays the source of truth: promotions and GitOps rollbacks are commits."
 )
 HELP_FOOTER = "Run `/gitops help SUBCOMMAND` for its flags and examples."
+HELP_FILTERED = "Only the subcommands you may run are listed (`/gitops whoami` shows your roles)."
 HELP_USAGE = "*Usage*"
 HELP_FLAGS = "*Flags*"
 HELP_EXAMPLES = "*Examples*"
@@ -144,3 +145,21 @@ FLUX_ROLLBACK_REVERT = (
 FLUX_ROLLBACK_RESTORE = "Restore `{path}` to commit {revision} in Git, push, then reconcile *{app}*."
 HOLD_RELEASED = ":arrow_forward: Auto-sync is back *on* for `{app}` (by <@{user}>)."
 HOLD_ALREADY = "Auto-sync for `{app}` was already turned back on."
+
+LOCKED_ANNOUNCE = ":lock: <@{user}> locked `{scope}`{until}: {reason}"
+LOCK_UNTIL = " until {when} UTC"
+UNLOCKED_ANNOUNCE = ":unlock: <@{user}> unlocked `{scope}`."
+LOCK_EXPIRED = ":unlock: The lock on `{scope}` (set by <@{user}>: {reason}) has expired."
+LOCK_FORCED = "Lock on `{scope}` overridden with --force by an admin."
+LOCKS_TITLE = "Locks"
+RATE_LIMITED = (
+    ":turtle: Slow down: you ran {limit} changing commands in {per}. "
+    "Try again in {seconds:.0f}s; nothing was started."
+)
+
+AUDIT_TITLE = ":mag: Audit{filters}"
+AUDIT_EMPTY = "No audit rows match."
+AUDIT_MORE = "More"
+AUDIT_PAGE = "{count} rows, newest first"
+
+WHOAMI_NO_ROLES = "none: you may not use gitops-bot here"

@@ -8,6 +8,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from handlers.deps import Deps
+from handlers.views_admin import lock_expired
 from handlers.views_rollback import hold_reminder
 
 log = logging.getLogger(__name__)
@@ -32,3 +33,20 @@ def remind_holds(deps: Deps, client: WebClient) -> int:
         holds.mark_reminded(hold.id, now=deps.clock())
         posted += 1
     return posted
+
+
+def expire_locks(deps: Deps, client: WebClient) -> int:
+    """Release expired locks and say so where each was set; returns how many expired."""
+    if deps.locks is None:
+        return 0
+    expired = deps.locks.expire_due(now=deps.clock())
+    for lock in expired:
+        reply = lock_expired(lock)
+        channel = lock.channel or deps.settings.drift_channel
+        if not channel:
+            continue
+        try:
+            client.chat_postMessage(channel=channel, text=reply.text, blocks=list(reply.blocks))
+        except SlackApiError:
+            log.warning("lock expiry could not be announced", extra={"lock": lock.id})
+    return len(expired)

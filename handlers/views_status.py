@@ -20,7 +20,9 @@ from handlers.blocks import (
     section,
     truncate,
 )
+from handlers.views_admin import lock_line
 from services.backend import AppStatus, Operation
+from services.locks import Lock
 
 _LINES_PER_SECTION = 35  # keeps each section well under Slack's 3000 characters
 _MAX_LISTED = 150  # beyond this, say how many more instead of listing
@@ -51,7 +53,7 @@ def operation_text(op: Operation) -> str:
     return text
 
 
-def status_detail(status: AppStatus) -> Reply:
+def status_detail(status: AppStatus, *, locks: Sequence[Lock] = ()) -> Reply:
     ref = status.ref
     fields = [
         f"*Sync*\n{sync_text(status)}",
@@ -80,6 +82,8 @@ def status_detail(status: AppStatus) -> Reply:
         blocks.append(section("*Resources needing attention*\n" + "\n".join(lines)))
     if status.operation:
         blocks.append(section(f"*Last operation*\n{operation_text(status.operation)}"))
+    if locks:
+        blocks.append(section("\n".join(lock_line(lock) for lock in locks[:5])))
     if status.ui_url:
         blocks.append(actions(link_button(msg.STATUS_OPEN_UI, status.ui_url, "open_ui")))
     blocks.append(
@@ -89,7 +93,9 @@ def status_detail(status: AppStatus) -> Reply:
     return message(text, blocks, detail=f"revision {short_rev(status.revision)}")
 
 
-def status_overview(apps: Sequence[AppStatus], unreachable: Sequence[str], title: str) -> Reply:
+def status_overview(
+    apps: Sequence[AppStatus], unreachable: Sequence[str], title: str, *, locks: Sequence[Lock] = ()
+) -> Reply:
     health = Counter(a.health for a in apps)
     sync = Counter(a.sync for a in apps)
     counts = " · ".join(f"{msg.HEALTH_ICON.get(h, '')} {escape(h)} {n:,}" for h, n in health.most_common())
@@ -97,6 +103,8 @@ def status_overview(apps: Sequence[AppStatus], unreachable: Sequence[str], title
         f"{msg.SYNC_ICON.get(s, '')} {escape(s)} {n:,}" for s, n in sync.most_common()
     )
     blocks: list[Block] = [header(title), section(counts if apps else msg.STATUS_NONE)]
+    if locks:
+        blocks.append(section("\n".join(lock_line(lock) for lock in locks[:10])))
     attention = sorted(
         (a for a in apps if not a.healthy), key=lambda a: (a.health == "Healthy", a.ref.display)
     )

@@ -63,7 +63,7 @@ def sync_card(
     )
     failed = bool(op and op.finished and op.phase != "Succeeded")
     after = short_rev(op.revision) if op and op.revision else "—"
-    detail = f"revision {short_rev(before)} → {after}; phase {phase}"
+    detail = f"revision {short_rev(before)} → {after}; phase {phase}" + (f"; {note}" if note else "")
     return message(f"{title}: {phase}", blocks, in_channel=True, detail=detail, failed=failed)
 
 

@@ -34,6 +34,24 @@ class AppResolver:
             raise UserError(f"No {ref.backend} instance called `{ref.instance}` is configured.")
         return backend
 
+    def is_configured(self, name: str) -> bool:
+        return self._settings.app(name) is not None
+
+    def scope_of(self, ref: AppRef) -> tuple[str | None, str | None]:
+        """(environment, configured app name) that this ref is, when it is a configured app's target.
+
+        Access control scopes grants by environment: a ref no configured app points at has no
+        environment, and only grants for every environment ("*") apply to it.
+        """
+        for app in self._settings.apps:
+            for env, target in app.environments.items():
+                instance = target.instance or self._only_instance(target.backend)
+                if (target.backend, instance, target.name) == (ref.backend, ref.instance, ref.name) and (
+                    target.namespace in (None, ref.namespace)
+                ):
+                    return env, app.name
+        return None, None
+
     def resolve(self, name: str, env: str | None = None) -> AppRef:
         app = self._settings.app(name)
         if app is not None:

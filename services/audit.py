@@ -1,52 +1,60 @@
 """The audit trail: one append-only table, one row per command, button click and alert action.
 
-The application only ever appends; triggers (services/schema.py) refuse UPDATE and DELETE so a
-bug cannot rewrite history either.
+The application only ever appends; triggers (services/schema.py) refuse UPDATE, and DELETE except
+inside retention, so a bug cannot rewrite history either. Each row is hash-chained to the one
+before it (services/audit_chain.py), and `append` returns only once its row is committed with
+synchronous=FULL: an acknowledged row survives a crash or a power cut.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from dataclasses import asdict, dataclass
+import threading
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
+from services.audit_chain import (
+    HASHED_FIELDS,
+    OUTCOMES,
+    AuditEvent,
+    Outcome,
+    VerifyReport,
+    append_rows,
+    apply_retention,
+    event_from_row,
+    ts_text,
+    verify,
+)
+from services.audit_query import AuditPage, AuditQuery, TargetCatalog, search
 from services.db import Database
 from services.errors import BackendUnavailable
 from services.redaction import Redactor
 from services.schema import MIGRATIONS
 
-Outcome = Literal["ok", "denied", "failed", "error"]
-OUTCOMES: tuple[Outcome, ...] = ("ok", "denied", "failed", "error")
+_GATHER = 0.0002  # seconds a writer waits for company when appends are concurrent
 _TEXT_LIMIT = 2000  # bound third-party text (error messages, commit messages) in rows
+_REDACTED_FIELDS = ("command", "detail", "target", "user_name")
+_EVENT_FIELDS = tuple(f for f in HASHED_FIELDS if f not in ("id", "ts"))
 
 __all__ = ["MIGRATIONS", "OUTCOMES", "AuditEvent", "AuditStore", "Outcome"]
 
-
-@dataclass(frozen=True)
-class AuditEvent:
-    user_id: str
-    action: str
-    outcome: Outcome
-    user_name: str = ""
-    channel: str = ""
-    command: str = ""
-    target: str = ""
-    detail: str = ""
-    correlation_id: str = ""
-    duration_ms: int = 0
-    ts: datetime | None = None  # set by the store when None
-    id: int | None = None  # assigned by the store
+log = logging.getLogger(__name__)
+Row = dict[str, Any]
 
 
 class AuditStore:
-    """Thread-safe through the shared Database lock (writes are short)."""
+    """Thread-safe. Concurrent `append` calls share one commit (group commit); see `_GroupCommit`."""
 
     def __init__(self, db: Database | Path, *, redact: Redactor | None = None) -> None:
         self._owns_db = not isinstance(db, Database)
         self.database = db if isinstance(db, Database) else Database(db)
         self._redact = redact or Redactor()
+        self._commits = _GroupCommit(self._write)
+        self._targets = TargetCatalog()
 
     @property
     def path(self) -> Path:
@@ -57,18 +65,22 @@ class AuditStore:
         return self.database.schema_version
 
     def append(self, event: AuditEvent) -> AuditEvent:
-        ts = event.ts or datetime.now(UTC)
-        row = asdict(event)
-        row.pop("id")
-        row["ts"] = ts.astimezone(UTC).isoformat(timespec="microseconds")
-        for key in ("command", "detail", "target", "user_name"):
-            row[key] = self._redact(str(row[key]))[:_TEXT_LIMIT]
-        try:
-            with self.database.lock:
-                rowid = self.database.db.table("audit_events").insert(row).last_rowid
-        except sqlite3.Error as exc:
-            raise BackendUnavailable("audit database", str(exc)) from exc
-        return AuditEvent(**{**row, "ts": ts, "id": rowid})
+        """Write one row; returns once it is durably committed, with its id."""
+        row = self._row(event)
+        rowid = self._commits.submit(row)
+        return AuditEvent(**{**row, "ts": event.ts or datetime.fromisoformat(row["ts"]), "id": rowid})
+
+    def append_many(self, events: Iterable[AuditEvent]) -> list[AuditEvent]:
+        """Write all rows in one transaction (all or none), in order; for imports and bulk writers."""
+        given = list(events)
+        rows = [self._row(e) for e in given]
+        if not rows:
+            return []
+        ids = self._write(rows)
+        return [
+            AuditEvent(**{**row, "ts": e.ts or datetime.fromisoformat(row["ts"]), "id": rowid})
+            for e, row, rowid in zip(given, rows, ids, strict=True)
+        ]
 
     def recent(
         self, limit: int = 50, *, target: str | None = None, user_id: str | None = None
@@ -87,7 +99,21 @@ class AuditStore:
         sql += " ORDER BY id DESC LIMIT ?"
         with self.database.lock:
             rows = list(self.database.db.query(sql, [*params, limit]))
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
+
+    def search(self, query: AuditQuery) -> AuditPage:
+        """`audit` from Slack: app / env / user / action / since filters, newest first, paged."""
+        return search(self.database, query, catalog=self._targets)
+
+    def verify(self) -> VerifyReport:
+        return verify(self.database)
+
+    def apply_retention(self, days: int, *, now: datetime | None = None) -> int:
+        """Delete rows older than `days` (the scheduler calls this daily when retention is set)."""
+        deleted = apply_retention(self.database, days, now or datetime.now(UTC))
+        if deleted:
+            log.info("audit retention deleted old rows", extra={"rows": deleted, "days": days})
+        return deleted
 
     def count(self) -> int:
         with self.database.lock:
@@ -100,8 +126,92 @@ class AuditStore:
         if self._owns_db:
             self.database.close()
 
+    def _row(self, event: AuditEvent) -> Row:
+        # Redaction and formatting happen in the caller's thread, outside any lock.
+        row: Row = {f: getattr(event, f) for f in _EVENT_FIELDS}
+        row["ts"] = ts_text(event.ts or datetime.now(UTC))
+        row["duration_ms"] = int(row["duration_ms"])
+        for key in _REDACTED_FIELDS:
+            row[key] = self._redact(str(row[key]))[:_TEXT_LIMIT]
+        return row
 
-def _event(row: dict[str, Any]) -> AuditEvent:
-    data = {k: v for k, v in row.items() if k in AuditEvent.__dataclass_fields__}
-    data["ts"] = datetime.fromisoformat(data["ts"])
-    return AuditEvent(**data)
+    def _write(self, rows: list[Row]) -> list[int]:
+        try:
+            with self.database.transaction() as db:
+                return append_rows(db, rows)
+        except sqlite3.Error as exc:
+            raise BackendUnavailable("audit database", str(exc)) from exc
+
+
+class _Slot:
+    __slots__ = ("done", "error", "id", "row", "wake")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.done = False
+        self.id = 0
+        self.error: BaseException | None = None
+        self.wake = threading.Lock()  # held until someone wakes this caller: cheaper than an Event
+        self.wake.acquire()
+
+
+class _GroupCommit:
+    """Leader/follower group commit: one commit (one fsync) for every row queued meanwhile.
+
+    A caller queues its row; if no write is in progress it becomes the writer, takes the whole
+    queue and commits it in one transaction. Callers that queue meanwhile sleep; when the commit
+    ends the writer wakes each caller of its batch, and hands the writer role to the first caller
+    still queued, who takes the next batch. Each caller returns only when the transaction holding
+    its own row has committed (or raises that transaction's error). Ids follow queue order, so
+    appends stay strictly ordered. No thread of its own to start or stop.
+    """
+
+    def __init__(self, write: Callable[[list[Row]], list[int]]) -> None:
+        self._write = write
+        self._mutex = threading.Lock()
+        self._queue: list[_Slot] = []
+        self._writing = False
+        self._last_batch = 1
+
+    def submit(self, row: Row) -> int:
+        slot = _Slot(row)
+        with self._mutex:
+            self._queue.append(slot)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            slot.wake.acquire()
+            lead = not slot.done  # woken to write the next batch rather than with a result
+        if lead:
+            self._lead()
+        if slot.error is not None:
+            raise BackendUnavailable("audit database", f"audit row not written: {slot.error}") from slot.error
+        return slot.id
+
+    def _lead(self) -> None:
+        # Writers were busy last time: give callers just woken by that commit a moment to queue
+        # and share this one (one fsync for many rows); alone, only yield the GIL once.
+        time.sleep(_GATHER if self._last_batch > 1 else 0)
+        with self._mutex:
+            batch, self._queue = self._queue, []
+        self._last_batch = len(batch)
+        ids: list[int] = []
+        error: BaseException | None = None
+        try:
+            ids = self._write([s.row for s in batch])
+        except BaseException as exc:  # every waiter must hear about it, whatever it is
+            error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for i, slot in enumerate(batch):
+                slot.done, slot.error = True, error
+                slot.id = ids[i] if error is None else 0
+            with self._mutex:
+                successor = self._queue[0] if self._queue else None
+                self._writing = successor is not None
+            for slot in batch:
+                if slot.wake.locked():
+                    slot.wake.release()
+            if successor is not None:
+                successor.wake.release()

@@ -216,9 +216,16 @@ class Grant(_Section):
     projects: tuple[str, ...] = ()
 
 
+class RateLimit(_Section):
+    commands: WholeNumber = Field(default=10, ge=1)
+    per: PositiveDuration = timedelta(minutes=1)
+
+
 class AccessSettings(_Section):
     roles: tuple[Role, ...] = ()
     grants: tuple[Grant, ...] = ()
+    rate_limit: RateLimit = Field(default_factory=RateLimit)
+    group_cache: PositiveDuration = timedelta(minutes=5)
 
 
 class DriftSettings(_Section):

@@ -43,6 +43,10 @@ apps:
       prod: {{backend: argocd, name: api-prod, project: payments}}
 operations:
   sync_timeout: 30s
+access:
+  grants:
+    - role: deployer
+      users: [U0ALICE, U0BOB]
 """
 
 

@@ -78,6 +78,10 @@ repositories:
     branch: main
 git:
   cache_dir: {tmp_path / "cache"}
+access:
+  grants:
+    - role: deployer
+      users: [U0ALICE, U0BOB]
 """
     loaded = config_for(tmp_path, fake_slack, extra_yaml=extra)
     repos = RepoCache(tmp_path / "cache", loaded.settings.repositories, loaded.secrets.git_credentials)

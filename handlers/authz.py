@@ -1,0 +1,82 @@
+"""The one place that decides whether a caller may do something, and whether a lock stops it.
+
+Every command is checked with the scope it names (coarse); every action on a resolved target is
+checked again with that target's environment, app and project, and against deploy locks —
+including button clicks, at click time, for whoever clicked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from handlers.deps import Caller
+from handlers.grammar import CommandRequest
+from services.access import AccessPolicy
+from services.apps import AppResolver
+from services.backend import AppRef
+from services.locks import Lock, LockStore
+
+ANY_ENV = "*"  # a target no configured app maps to: only grants for every environment apply
+LOCKED_ACTIONS = frozenset({"sync", "rollback", "promote"})
+
+
+@dataclass(frozen=True)
+class Clearance:
+    env: str | None
+    app: str | None
+    overridden: Lock | None  # a lock passed with --force (goes into the audit row)
+
+    @property
+    def note(self) -> str:
+        return f"lock on {self.overridden.scope} overridden with --force" if self.overridden else ""
+
+
+class Authorizer:
+    def __init__(
+        self,
+        policy: AccessPolicy,
+        *,
+        locks: LockStore | None = None,
+        resolver: AppResolver | None = None,
+    ) -> None:
+        self.policy = policy
+        self._locks = locks
+        self._resolver = resolver
+
+    def command(self, caller: Caller, request: CommandRequest) -> None:
+        """The coarse check, with the scope the command itself names."""
+        action = request.subcommand
+        env, app = request.env, request.app
+        if action in ("lock", "unlock"):
+            app = request.lock_app
+        elif action == "promote":
+            env = request.to
+        if app is not None and self._resolver is not None and not self._resolver.is_configured(app):
+            app = None  # a bare backend name: the target check below knows its real scope
+        self.policy.check(
+            caller.user_id, action, env=env, app=app, force=request.force and action != "unlock"
+        )
+
+    def target(
+        self, caller: Caller, action: str, ref: AppRef, *, force: bool = False, now: datetime | None = None
+    ) -> Clearance:
+        """The fine check on a resolved target, then deploy locks for actions locks stop."""
+        env, app = self._resolver.scope_of(ref) if self._resolver is not None else (None, None)
+        mutating = action in LOCKED_ACTIONS or action in ("suspend", "resume")
+        self.policy.check(
+            caller.user_id,
+            action,
+            env=env if env is not None or not mutating else ANY_ENV,
+            app=app,
+            project=ref.project,
+            force=force,
+        )
+        overridden = None
+        if self._locks is not None and action in LOCKED_ACTIONS:
+            names = {n for n in (app, ref.name) if n}
+            overridden = self._locks.check(env, names, force=force, now=now)
+        return Clearance(env, app, overridden)
+
+    def allowed_actions(self, caller: Caller) -> frozenset[str]:
+        return self.policy.allowed_actions(caller.user_id)

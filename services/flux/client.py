@@ -1,0 +1,322 @@
+"""A small client for the Flux custom resources of one cluster, over the official `kubernetes` client.
+
+Every `kubernetes` object stays in this module: callers get plain JSON dicts back, and every
+failure (ApiException, urllib3 errors, kubeconfig problems) leaves as a `FluxError` subclass.
+Responses are read raw (`_preload_content=False`) so custom objects and events alike arrive as
+the API server's JSON, not as generated model classes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import urllib3
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from services.flux.errors import FluxConflict, FluxError, FluxNotFound, FluxUnavailable, bound, classify
+from services.flux.kinds import FluxKind
+from services.metrics import Metrics
+from services.settings import FluxCluster
+
+FIELD_MANAGER = "flux-client-side-apply"  # Flux's own docs use it; see docs/flux-api.md §1
+DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
+Json = dict[str, Any]
+
+
+def _connect_retries(count: int) -> urllib3.Retry:
+    # Only a refused or failed connection is retried (the request never arrived); a slow answer
+    # is not, so a hung API server costs one read timeout, not several.
+    return urllib3.Retry(
+        total=count, connect=count, read=0, status=0, other=0, redirect=0, backoff_factor=0.1
+    )
+
+
+class FluxClient:
+    """One cluster. Thread-safe: urllib3 pools are, and the discovery cache is locked."""
+
+    def __init__(
+        self,
+        cluster: FluxCluster,
+        *,
+        api_client: Any = None,
+        metrics: Metrics | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        connect_retries: int = 2,
+    ) -> None:
+        """`api_client` (a `kubernetes.client.ApiClient`) is for tests; by default the client is
+        built on first use from the cluster's kubeconfig + context, or the in-cluster config."""
+        self.cluster = cluster
+        self.name = cluster.name
+        self._api = api_client
+        self._metrics = metrics
+        self._metric_name = f"flux:{cluster.name}"
+        self._timeout = timeout
+        self._retries = connect_retries
+        self._lock = threading.Lock()
+        self._served: dict[str, tuple[str, ...]] | None = None
+        self._preferred: dict[str, str] = {}
+        self._chosen: dict[str, str] = {}  # kind -> version that answered, after a fallback
+
+    def __repr__(self) -> str:
+        return f"FluxClient({self.name!r})"
+
+    def close(self) -> None:
+        with self._lock:
+            api, self._api = self._api, None
+        if api is not None:
+            api.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _load(self) -> Any:
+        configuration = k8s.Configuration()
+        configuration.retries = _connect_retries(self._retries)
+        if self.cluster.in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            return k8s.ApiClient(configuration)
+        return k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=str(self.cluster.kubeconfig),
+            context=self.cluster.context,
+            persist_config=False,  # never write refreshed credentials back into the user's file
+            client_configuration=configuration,
+        )
+
+    def _client(self) -> Any:
+        with self._lock:
+            if self._api is None:
+                try:
+                    self._api = self._load()
+                except (ConfigException, OSError, ValueError, TypeError) as exc:
+                    source = "in-cluster config" if self.cluster.in_cluster else "kubeconfig"
+                    raise FluxUnavailable(
+                        f"cannot load the {source}: {type(exc).__name__}: {self._scrub(str(exc))}",
+                        operation="connect",
+                    ) from exc
+            return self._api
+
+    def _secrets(self) -> list[str]:
+        api = self._api
+        keys = getattr(getattr(api, "configuration", None), "api_key", None) or {}
+        found: list[str] = []
+        for value in keys.values():
+            if isinstance(value, str) and value:
+                found.append(value)
+                found.append(value.removeprefix("Bearer ").strip())
+        return [s for s in found if len(s) >= 8]
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets():
+            text = text.replace(secret, "[token]")
+        return text
+
+    @contextmanager
+    def _call(
+        self, operation: str, *, verb: str, kind: str = "", name: str = "", namespace: str | None = None
+    ) -> Iterator[None]:
+        timer = self._metrics.backend_call(self._metric_name, operation) if self._metrics else nullcontext()
+        with timer:
+            try:
+                yield
+            except ApiException as exc:
+                headers = exc.headers or {}
+                raise classify(
+                    int(exc.status or 0),
+                    self._scrub(str(exc.body or "")),
+                    operation=operation,
+                    verb=verb,
+                    kind=kind,
+                    name=name,
+                    namespace=namespace,
+                    retry_after=headers.get("Retry-After") if hasattr(headers, "get") else None,
+                ) from exc
+            except urllib3.exceptions.HTTPError as exc:
+                raise FluxUnavailable(
+                    self._transport_text(exc), operation=operation, verb=verb, kind=kind, namespace=namespace
+                ) from exc
+            except (OSError, ValueError) as exc:  # ssl errors, a body that is not JSON
+                text = f"{type(exc).__name__}: {self._scrub(str(exc))}"
+                raise FluxUnavailable(text, operation=operation, verb=verb, kind=kind) from exc
+
+    def _transport_text(self, exc: urllib3.exceptions.HTTPError) -> str:
+        cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
+        if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+            what = "did not accept a connection in time"
+        elif isinstance(cause, urllib3.exceptions.TimeoutError):
+            what = "did not answer in time"
+        elif isinstance(cause, urllib3.exceptions.NewConnectionError):
+            what = "cannot be reached (connection refused)"
+        else:
+            what = "failed to answer"
+        detail = bound(self._scrub(str(cause)), 160)
+        return f"the Kubernetes API {what} ({type(cause).__name__}: {detail})"
+
+    @staticmethod
+    def _json(response: Any) -> Json:
+        data = json.loads(response.data or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("the API answered with JSON that is not an object")
+        return data
+
+    def _request_options(self) -> dict[str, Any]:
+        return {"_preload_content": False, "_request_timeout": self._timeout}
+
+    # -- discovery ---------------------------------------------------------------------------
+
+    def served(self) -> Mapping[str, tuple[str, ...]]:
+        """Served versions of every API group (GET /apis once per client)."""
+        with self._lock:
+            if self._served is not None:
+                return self._served
+        api = self._client()
+        with self._call("discovery", verb="discover"):
+            raw = self._json(k8s.ApisApi(api).get_api_versions(**self._request_options()))
+        served: dict[str, tuple[str, ...]] = {}
+        preferred: dict[str, str] = {}
+        for group in raw.get("groups") or []:
+            if not isinstance(group, dict) or not isinstance(group.get("name"), str):
+                continue
+            versions = tuple(
+                v["version"] for v in group.get("versions") or [] if isinstance(v, dict) and "version" in v
+            )
+            served[group["name"]] = versions
+            pref = group.get("preferredVersion")
+            if isinstance(pref, dict) and isinstance(pref.get("version"), str):
+                preferred[group["name"]] = pref["version"]
+        with self._lock:
+            self._served, self._preferred = served, preferred
+        return served
+
+    def candidates(self, kind: FluxKind) -> list[str]:
+        """Versions to try for `kind`, best first; empty when its group is not served at all."""
+        served = self.served().get(kind.group, ())
+        with self._lock:
+            chosen = self._chosen.get(kind.kind)
+            preferred = self._preferred.get(kind.group)
+        known = [v for v in kind.versions if v in served]
+        if not known and preferred:
+            known = [preferred]  # a newer Flux than this bot knows: its preferred version
+        if chosen in known:
+            known.remove(chosen)
+            known.insert(0, chosen)
+        return known
+
+    def version_of(self, kind: FluxKind) -> str | None:
+        found = self.candidates(kind)
+        return found[0] if found else None
+
+    def _remember(self, kind: FluxKind, version: str) -> None:
+        with self._lock:
+            self._chosen[kind.kind] = version
+
+    # -- custom objects ----------------------------------------------------------------------
+
+    def list(
+        self, kind: FluxKind, *, namespace: str | None = None, selector: str | None = None
+    ) -> list[Json]:
+        """Every object of `kind` in one request (cluster-wide unless `namespace`).
+
+        Empty when the kind is not installed: a group not served, or 404 on every served version
+        (an OCIRepository that only exists as v1beta2 in a source group serving v1).
+        """
+        api = k8s.CustomObjectsApi(self._client())
+        for version in self.candidates(kind):
+            try:
+                with self._call("list", verb="list", kind=kind.kind, namespace=namespace):
+                    if namespace:
+                        response = api.list_namespaced_custom_object(
+                            kind.group,
+                            version,
+                            namespace,
+                            kind.plural,
+                            label_selector=selector,
+                            **self._request_options(),
+                        )
+                    else:
+                        response = api.list_cluster_custom_object(
+                            kind.group,
+                            version,
+                            kind.plural,
+                            label_selector=selector,
+                            **self._request_options(),
+                        )
+                    items = self._json(response).get("items") or []
+            except FluxNotFound:
+                continue
+            self._remember(kind, version)
+            return [i for i in items if isinstance(i, dict)]
+        return []
+
+    def get(self, kind: FluxKind, namespace: str, name: str) -> Json:
+        version = self.version_of(kind)
+        if version is None:
+            raise FluxNotFound(
+                f"the cluster does not serve {kind.group} (is Flux installed?)",
+                operation="get",
+                kind=kind.kind,
+                name=name,
+                namespace=namespace,
+                verb="get",
+            )
+        api = k8s.CustomObjectsApi(self._client())
+        with self._call("get", verb="get", kind=kind.kind, name=name, namespace=namespace):
+            return self._json(
+                api.get_namespaced_custom_object(
+                    kind.group, version, namespace, kind.plural, name, **self._request_options()
+                )
+            )
+
+    def patch(self, kind: FluxKind, namespace: str, name: str, body: Mapping[str, Any]) -> Json:
+        """A JSON merge patch (a dict body is sent as `application/merge-patch+json`), written
+        under Flux's field manager; retried once on a 409 conflict, like the CLI."""
+        version = self.version_of(kind)
+        if version is None:
+            raise FluxNotFound(
+                f"the cluster does not serve {kind.group} (is Flux installed?)",
+                operation="patch",
+                kind=kind.kind,
+                name=name,
+                namespace=namespace,
+                verb="patch",
+            )
+        api = k8s.CustomObjectsApi(self._client())
+        for attempt in (1, 2):
+            try:
+                with self._call("patch", verb="patch", kind=kind.kind, name=name, namespace=namespace):
+                    return self._json(
+                        api.patch_namespaced_custom_object(
+                            kind.group,
+                            version,
+                            namespace,
+                            kind.plural,
+                            name,
+                            dict(body),
+                            field_manager=FIELD_MANAGER,
+                            **self._request_options(),
+                        )
+                    )
+            except FluxConflict:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def events(self, kind: str, namespace: str, name: str) -> builtins.list[Json]:
+        """Core events whose involvedObject is this object (one namespaced list)."""
+        api = k8s.CoreV1Api(self._client())
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        with self._call("events", verb="list", kind="events", namespace=namespace):
+            response = api.list_namespaced_event(
+                namespace, field_selector=selector, **self._request_options()
+            )
+            items = self._json(response).get("items") or []
+        return [i for i in items if isinstance(i, dict)]
+
+
+__all__ = ["DEFAULT_TIMEOUT", "FIELD_MANAGER", "FluxClient", "FluxError", "Json"]

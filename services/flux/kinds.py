@@ -1,0 +1,71 @@
+"""The Flux kinds the bot reads or annotates, with their API group, plural and known versions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+KUSTOMIZE_GROUP = "kustomize.toolkit.fluxcd.io"
+HELM_GROUP = "helm.toolkit.fluxcd.io"
+SOURCE_GROUP = "source.toolkit.fluxcd.io"
+
+
+@dataclass(frozen=True)
+class FluxKind:
+    kind: str
+    group: str
+    plural: str
+    versions: tuple[str, ...]  # most preferred first; the first one the cluster serves is used
+
+
+KUSTOMIZATION = FluxKind("Kustomization", KUSTOMIZE_GROUP, "kustomizations", ("v1", "v1beta2"))
+HELM_RELEASE = FluxKind("HelmRelease", HELM_GROUP, "helmreleases", ("v2", "v2beta2"))
+GIT_REPOSITORY = FluxKind("GitRepository", SOURCE_GROUP, "gitrepositories", ("v1", "v1beta2"))
+OCI_REPOSITORY = FluxKind("OCIRepository", SOURCE_GROUP, "ocirepositories", ("v1", "v1beta2"))
+HELM_REPOSITORY = FluxKind("HelmRepository", SOURCE_GROUP, "helmrepositories", ("v1", "v1beta2"))
+HELM_CHART = FluxKind("HelmChart", SOURCE_GROUP, "helmcharts", ("v1", "v1beta2"))
+BUCKET = FluxKind("Bucket", SOURCE_GROUP, "buckets", ("v1", "v1beta2"))
+
+APP_KINDS: tuple[FluxKind, ...] = (KUSTOMIZATION, HELM_RELEASE)
+# Sources listed for `list_apps` (their artifact revision decides Synced / OutOfSync).
+LISTED_SOURCES: tuple[FluxKind, ...] = (GIT_REPOSITORY, OCI_REPOSITORY, HELM_REPOSITORY)
+ALL_KINDS: Mapping[str, FluxKind] = MappingProxyType(
+    {
+        k.kind: k
+        for k in (
+            KUSTOMIZATION,
+            HELM_RELEASE,
+            GIT_REPOSITORY,
+            OCI_REPOSITORY,
+            HELM_REPOSITORY,
+            HELM_CHART,
+            BUCKET,
+        )
+    }
+)
+
+
+def kind_named(name: str) -> FluxKind | None:
+    """The kind called `name`, case-insensitively (users type `helmrelease`)."""
+    lowered = name.lower()
+    return next((k for k in ALL_KINDS.values() if k.kind.lower() == lowered), None)
+
+
+__all__ = [
+    "ALL_KINDS",
+    "APP_KINDS",
+    "BUCKET",
+    "GIT_REPOSITORY",
+    "HELM_CHART",
+    "HELM_GROUP",
+    "HELM_RELEASE",
+    "HELM_REPOSITORY",
+    "KUSTOMIZATION",
+    "KUSTOMIZE_GROUP",
+    "LISTED_SOURCES",
+    "OCI_REPOSITORY",
+    "SOURCE_GROUP",
+    "FluxKind",
+    "kind_named",
+]
