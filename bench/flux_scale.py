@@ -36,7 +36,9 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, FakeKubernetes() as k8s:
         started = time.perf_counter()
-        k8s.bulk_add(kustomizations=args.kustomizations, helm_releases=args.helm_releases, namespaces=args.namespaces)
+        k8s.bulk_add(
+            kustomizations=args.kustomizations, helm_releases=args.helm_releases, namespaces=args.namespaces
+        )
         print(f"fake filled in {time.perf_counter() - started:.1f} s")
         kubeconfig = k8s.write_kubeconfig(Path(tmp) / "kubeconfig")
         cluster = FluxCluster(name="prod", kubeconfig=kubeconfig, context="sandbox")
@@ -53,7 +55,9 @@ def main() -> int:
             per_run = Counter(r.path.rsplit("/", 1)[-1] for r in k8s.requests() if r.method == "GET")
     valid = "valid" if not validate_blocks(list(reply.blocks)) else "INVALID"
     total = sum(per_run.values())
-    print(f"objects: {len(apps):,} ({args.kustomizations} Kustomizations + {args.helm_releases} HelmReleases)")
+    print(
+        f"objects: {len(apps):,} ({args.kustomizations} Kustomizations + {args.helm_releases} HelmReleases)"
+    )
     print(f"status --all median: {statistics.median(timings) * 1000:.0f} ms over {args.runs} runs")
     print(f"requests per run: {total} ({', '.join(f'{k}: {v}' for k, v in sorted(per_run.items()))})")
     print(f"message: {len(reply.blocks)} blocks ({valid})")

@@ -29,6 +29,7 @@ from handlers.authz import Authorizer
 from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
 from handlers.exec_admin import admin_executors
+from handlers.exec_audit import audit_executor
 from handlers.exec_gitops import gitops_executors
 from services.access import AccessPolicy, CachedGroupDirectory
 from services.audit import AuditStore
@@ -160,6 +161,7 @@ def build_runtime(
     if services.backends:
         executors.update(gitops_executors(deps, services.ops))
     executors.update(admin_executors(deps, services.locks))
+    executors["audit"] = audit_executor(deps)
     executors.update(extra_executors or {})
     mode = slack_mode(loaded)
     try:

@@ -33,7 +33,13 @@ def add_audit_commands(
     exporter = actions.add_parser(
         "export", parents=[common_parent], help="write audit rows as CSV or a JSON array, oldest first"
     )
-    exporter.add_argument("--format", choices=("csv", "json"), required=True, dest="audit_format")
+    exporter.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        required=True,
+        dest="audit_format",
+        help="CSV with a header row, or a JSON array",
+    )
     exporter.add_argument(
         "--since",
         metavar="WHEN",

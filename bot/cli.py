@@ -11,6 +11,7 @@ from types import FrameType
 from typing import TextIO
 
 from bot.app import StartupError, build_runtime, missing_slack_settings, version
+from bot.audit_cli import add_audit_commands, run_audit_command
 from bot.config import (
     ConfigError,
     LoadedConfig,
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--config",
         metavar="PATH",
+        # SUPPRESS: a subcommand's absent --config must not overwrite one given before it.
+        default=argparse.SUPPRESS,
         help="configuration file (default: $GITOPS_BOT_CONFIG, else gitops-bot.yaml)",
     )
     parser = argparse.ArgumentParser(
@@ -44,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="HTTP port for /slack/events and health (default: server.port)")
     run.add_argument("--host", help="address to listen on (default: server.host)")
     sub.add_parser("check-config", parents=[common], help="validate the configuration and print a summary")
+    add_audit_commands(sub, common)
     return parser
 
 
@@ -51,10 +55,12 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
     args = build_parser().parse_args(argv)
     env = dict(process_environ() if environ is None else environ)  # read once, here, and handed down
     try:
-        loaded = _load(args.config, env)
+        loaded = _load(getattr(args, "config", None), env)
     except ConfigError as exc:
         _print_problems(exc, sys.stderr)
         return EXIT_CONFIG
+    if args.command == "audit":
+        return run_audit_command(args, loaded)
     if args.command == "check-config":
         print(format_summary(loaded))
         return EXIT_OK

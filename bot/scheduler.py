@@ -35,6 +35,14 @@ def build_scheduler(
         seconds=min(60.0, tick.total_seconds()),
         id="lock-expiry",
     )
+    days = deps.settings.audit.retention_days
+    if days is not None:
+        scheduler.add_job(
+            _safe(lambda: deps.audit.apply_retention(days), "audit retention"),
+            "interval",
+            hours=24,
+            id="audit-retention",
+        )
     return scheduler
 
 

@@ -10,6 +10,8 @@ from services.apps import AppResolver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
 from services.db import Database
+from services.flux import build_flux_backends
+from services.git import RepoCache
 from services.holds import HoldStore
 from services.locks import LockStore
 from services.metrics import Metrics
@@ -36,7 +38,12 @@ def build_services(
     settings = loaded.settings
     if backends is None:
         argo = build_argocd_backends(settings, loaded.secrets, metrics)
+        repos = RepoCache(
+            settings.git.cache_dir, settings.repositories, loaded.secrets.git_credentials, metrics=metrics
+        )
+        flux = build_flux_backends(settings, loaded.secrets, repos, metrics)
         backends = {f"argocd:{name}": backend for name, backend in argo.items()}
+        backends.update({f"flux:{name}": backend for name, backend in flux.items()})
     holds = HoldStore(database)
     ops = GitOpsService(
         AppResolver(settings, backends),

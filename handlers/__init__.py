@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import App
 
-from handlers import actions, commands, exec_rollback
+from handlers import actions, commands, exec_audit, exec_rollback
 from handlers.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 def register(app: App, deps: Deps) -> None:
     commands.register(app, deps)
+    if deps.pending is not None:
+        exec_audit.register(app, deps)
     if deps.ops is not None:
         exec_rollback.register(app, deps)
     actions.register_fallback(app, deps)  # last: specific buttons must register before it

@@ -19,69 +19,22 @@ from typing import Any
 from sandbox.argocd_faults import Faults, RecordedRequest
 from sandbox.argocd_http import RebindableServer
 from sandbox.flux_controller import Controller
+from sandbox.flux_faults import default_message, kind_of
 from sandbox.flux_fixtures import FluxObjects
 from sandbox.flux_kinds import PLURALS, build_registry, convert
 from sandbox.flux_state import Failure, World, generation_of
 from sandbox.k8s_api import KubeApi
 from sandbox.k8s_cluster import Cluster
-from sandbox.k8s_store import Entry, Store
+from sandbox.k8s_status import status_reply
+from sandbox.k8s_store import Store
 
 __all__ = ["DEFAULT_TOKEN", "FakeKubernetes", "RecordedRequest"]
 
 DEFAULT_TOKEN = "sandbox-k8s-token"
-_ALIASES = {
-    **{kind.lower(): kind for kind in PLURALS},
-    **{plural: kind for kind, plural in PLURALS.items()},
-    "ks": "Kustomization",
-    "hr": "HelmRelease",
-    "gitrepo": "GitRepository",
-    "ocirepo": "OCIRepository",
-    "helmrepo": "HelmRepository",
-    "hc": "HelmChart",
-}
-
-
-def _kind(name: str) -> str:
-    kind = _ALIASES.get(name.lower())
-    if kind is None:
-        raise KeyError(f"not a Flux kind: {name!r}")
-    return kind
-
-
-def _default_message(kind: str, reason: str, entry: Entry) -> str:
-    meta, spec = entry.obj["metadata"], entry.obj.get("spec") or {}
-    target = spec.get("targetNamespace") or meta["namespace"]
-    messages = {
-        "BuildFailed": (
-            "kustomize build failed: accumulating resources: accumulation err='accumulating resources "
-            f"from './{meta['name']}': open /tmp/kustomization-2208150219/{meta['name']}: "
-            "no such file or directory'"
-        ),
-        "HealthCheckFailed": (
-            "health check failed after 5m0.04s: timeout waiting for: "
-            f"[Deployment/{target}/{meta['name']} status: 'InProgress']"
-        ),
-        "ReconciliationFailed": (
-            f'Deployment/{target}/{meta["name"]} dry-run failed: Deployment.apps "{meta["name"]}" is '
-            "invalid: spec.template.spec.containers[0].image: Required value"
-        ),
-        "GitOperationFailed": (
-            f"failed to checkout and determine revision: unable to clone '{spec.get('url', '')}': "
-            "repository not found"
-        ),
-        "AuthenticationFailed": (
-            "failed to get secret 'flux-system/git-credentials': secrets \"git-credentials\" not found"
-        ),
-        "InvalidCELExpression": (
-            "failed to parse expression 'status.conditions.filter(': Syntax error: missing ')'"
-        ),
-        "AccessDenied": "cross-namespace references are not allowed",
-        "TestFailed": f"pod {meta['name']}-test-6bc9f failed",
-        "DependencyNotReady": f"dependency '{meta['namespace']}/infrastructure' is not ready",
-    }
-    if kind == "HelmRelease" and reason in ("UpgradeFailed", "InstallFailed", "RollbackSucceeded"):
-        return "context deadline exceeded"
-    return messages.get(reason, f"{reason} (injected by the sandbox)")
+_REASONS = {
+    400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 409: "Conflict",
+    429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+}  # fmt: skip
 
 
 class FakeKubernetes:
@@ -259,10 +212,10 @@ class FakeKubernetes:
         message: str | None = None,
     ) -> None:
         """The next run of that object fails with `reason` (default message: a realistic one for it)."""
-        kind = _kind(kind)
+        kind = kind_of(kind)
         with self._store.lock:
             entry = self._world.require(kind, namespace, name)
-            text = message if message is not None else _default_message(kind, reason, entry)
+            text = message if message is not None else default_message(kind, reason, entry)
             self._world.memo(entry.key).failure = Failure(reason, text)
 
     def stall(
@@ -275,12 +228,12 @@ class FakeKubernetes:
         message: str | None = None,
     ) -> None:
         """Stalled=True now and after every run, until the object's spec changes."""
-        kind = _kind(kind)
+        kind = kind_of(kind)
         with self._store.lock:
             entry = self._world.require(kind, namespace, name)
             memo = self._world.memo(entry.key)
             memo.stall = Failure(
-                reason, message if message is not None else _default_message(kind, reason, entry)
+                reason, message if message is not None else default_message(kind, reason, entry)
             )
             memo.stall_generation = generation_of(entry.obj)
             outcome = self._world.stalled(entry, None)
@@ -291,7 +244,7 @@ class FakeKubernetes:
         self, kind: str, name: str, *, namespace: str = "flux-system", objects: Sequence[str] = ()
     ) -> None:
         """Someone changed objects in-cluster: the next run reports them (`Deployment/apps/x configured`)."""
-        kind = _kind(kind)
+        kind = kind_of(kind)
         with self._store.lock:
             entry = self._world.require(kind, namespace, name)
             spec = entry.obj.get("spec") or {}
@@ -310,7 +263,7 @@ class FakeKubernetes:
     def object(self, kind_plural: str, name: str, *, namespace: str = "flux-system") -> dict[str, Any]:
         """A deep copy of the object as the preferred API version serves it."""
         with self._store.lock:
-            plural = PLURALS.get(_kind(kind_plural), kind_plural) if kind_plural != "events" else "events"
+            plural = PLURALS.get(kind_of(kind_plural), kind_plural) if kind_plural != "events" else "events"
             entry = self._store.get(plural, namespace, name)
             if entry is None:
                 raise KeyError(f"no {kind_plural} {namespace}/{name}")
@@ -328,6 +281,26 @@ class FakeKubernetes:
 
     def clear_requests(self) -> None:
         self._faults.clear_requests()
+
+    def fail_next(
+        self,
+        *,
+        path: str = "",
+        method: str | None = None,
+        status: int = 500,
+        times: int = 1,
+        reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """The next `times` requests under `path` (and `method`) get a `kind: Status` failure instead."""
+        reason = reason or _REASONS.get(status, "InternalError")
+        text = message or {
+            409: "the object has been modified; please apply your changes to the latest version and try again"
+        }.get(status, f"injected {reason} from the sandbox")
+        body = status_reply(status, reason, text).body.decode()
+        self._faults.fail_next(
+            path=path, method=method, status=status, times=times, body=body, content_type="application/json"
+        )
 
     def set_latency(self, seconds: float) -> None:
         """Every response waits this long first."""

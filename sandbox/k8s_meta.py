@@ -133,7 +133,7 @@ def restore_system_fields(new: dict[str, Any], old: Mapping[str, Any]) -> dict[s
     return result
 
 
-def fields_v1(patch: Any) -> dict[str, Any]:
+def fields_v1(patch: Any, *, top: bool = True) -> dict[str, Any]:
     """The fields a merge patch sets, in managedFields' FieldsV1 shape (`f:<name>` trees)."""
     if not isinstance(patch, dict):
         return {}
@@ -141,8 +141,9 @@ def fields_v1(patch: Any) -> dict[str, Any]:
     for key, value in patch.items():
         if value is None:
             continue
-        child = fields_v1(value)
-        tree[f"f:{key}"] = {".": {}, **child} if child else {}
+        child = fields_v1(value, top=False)
+        # "." marks a nested map the manager owns as such; metadata and spec themselves never get one.
+        tree[f"f:{key}"] = ({} if top else {".": {}}) | child if child else {}
     return tree
 
 

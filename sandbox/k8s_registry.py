@@ -70,9 +70,6 @@ class Registry:
             return None
         return entry.rtype
 
-    def by_plural(self, plural: str) -> ResourceType:
-        return self._types[plural].rtype
-
     def by_kind(self, kind: str) -> ResourceType:
         for entry in self._types.values():
             if entry.rtype.kind == kind:
@@ -84,9 +81,6 @@ class Registry:
 
     def preferred_version(self, plural: str) -> str:
         return self._types[plural].versions[0]
-
-    def served(self, plural: str) -> tuple[str, ...]:
-        return self._types[plural].versions
 
     def group_versions(self, group: str) -> list[str]:
         versions = {v for e in self._types.values() if e.rtype.group == group for v in e.versions}

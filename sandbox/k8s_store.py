@@ -1,7 +1,7 @@
-"""The fake API server's object store: copy-on-write objects, resourceVersions, a change log for watches.
+"""The fake API server's object store: copy-on-write objects, resourceVersions, a JSON cache per version.
 
-A committed object dict is never mutated again (writers build a new dict), so readers, the watch log and
-the per-version JSON cache can share it without copying.
+A committed object dict is never mutated again (writers build a new dict), so readers and the
+per-version JSON cache can share it without copying. Callers hold `lock` around every call.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import json
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,6 @@ from sandbox.k8s_registry import ResourceType
 
 Key = tuple[str, str, str]  # plural, namespace, name
 Converter = Callable[[dict[str, Any]], dict[str, Any]]
-LOG_SIZE = 50_000
 
 
 def rfc3339(seconds: float) -> str:
@@ -38,34 +36,17 @@ class Entry:
         return self.rtype.plural, meta.get("namespace", ""), meta["name"]
 
 
-@dataclass(frozen=True)
-class Change:
-    rv: int
-    type: str  # ADDED, MODIFIED, DELETED
-    plural: str
-    obj: dict[str, Any]
-
-
 class Store:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)  # notified on every write (watches wait on it)
         self.dirty: set[Key] = set()  # objects written by clients or fixtures since the controller looked
         self._objects: dict[str, dict[tuple[str, str], Entry]] = {}
         self._rv = 1000
-        self._log: deque[Change] = deque(maxlen=LOG_SIZE)
 
     @property
     def resource_version(self) -> int:
         return self._rv
-
-    def oldest_logged(self) -> int:
-        """The resourceVersion a watch can start after; older ones are `410 Gone`."""
-        return self._log[0].rv - 1 if self._log else self._rv
-
-    def changes_since(self, rv: int, plural: str) -> list[Change]:
-        return [c for c in self._log if c.rv > rv and c.plural == plural]
 
     def now(self) -> str:
         return rfc3339(self.clock())
@@ -93,7 +74,8 @@ class Store:
             meta["generation"] = 1
         entry = Entry(rtype, {**obj, "metadata": meta})
         bucket[(namespace, meta["name"])] = entry
-        self._logged("ADDED", entry, notify=notify)
+        if notify:
+            self.dirty.add(entry.key)
         return entry
 
     def commit(self, entry: Entry, obj: dict[str, Any], *, spec_changed: bool, notify: bool = True) -> None:
@@ -105,7 +87,8 @@ class Store:
             meta["generation"] = int(entry.obj["metadata"].get("generation", 1)) + 1
         entry.obj = {**obj, "metadata": meta}
         entry.cache = {}
-        self._logged("MODIFIED", entry, notify=notify)
+        if notify:
+            self.dirty.add(entry.key)
 
     def set_status(self, entry: Entry, status: dict[str, Any]) -> None:
         """A write through the status subresource (the controllers): no generation change."""
@@ -119,7 +102,6 @@ class Store:
         meta = {**entry.obj["metadata"], "resourceVersion": str(self._rv)}
         entry.obj = {**entry.obj, "metadata": meta}
         entry.cache = {}
-        self._logged("DELETED", entry, notify=False)
 
     def encoded(self, entry: Entry, api_version: str, convert: Converter | None = None) -> bytes:
         """The object as served in `api_version`; `convert` turns the stored shape into that version's."""
@@ -130,12 +112,6 @@ class Store:
                 {"apiVersion": api_version, "kind": entry.rtype.kind, **_without_type(obj)}
             ).encode()
         return cached
-
-    def _logged(self, kind: str, entry: Entry, *, notify: bool) -> None:
-        self._log.append(Change(self._rv, kind, entry.rtype.plural, entry.obj))
-        if notify:
-            self.dirty.add(entry.key)
-        self.changed.notify_all()
 
 
 def _without_type(obj: dict[str, Any]) -> dict[str, Any]:

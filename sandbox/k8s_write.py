@@ -9,6 +9,7 @@ A patch that changes nothing writes nothing (same resourceVersion), as on a real
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sandbox import k8s_meta
@@ -158,7 +159,10 @@ def _checked(
     causes = k8s_meta.validate(meta)
     if schema is not None:
         checked = schema.check(body, sections=("spec",))
-        body, causes, unknown = checked.value, [*causes, *checked.causes], [*unknown, *checked.unknown]
+        # Validation ratcheting (on by default since Kubernetes 1.30): an invalid value the update
+        # leaves unchanged does not fail it.
+        fresh = [c for c in checked.causes if _value_at(checked.value, c.field) != _value_at(old, c.field)]
+        body, causes, unknown = checked.value, [*causes, *fresh], [*unknown, *checked.unknown]
     if causes:
         raise status.invalid(rtype.group, rtype.kind, name, causes)
     result: dict[str, Any] = {"metadata": meta, **body}
@@ -169,3 +173,22 @@ def _checked(
 
 def _same(new: dict[str, Any], old: dict[str, Any]) -> bool:
     return new == old
+
+
+_ABSENT = object()
+
+
+def _value_at(obj: Any, path: str) -> Any:
+    """The value at a field path such as `spec.ref.branch`, `spec.dependsOn[0].name`, `spec.values[k]`."""
+    node = obj
+    for part in re.findall(r"[^.\[\]]+|\[[^\]]*\]", path):
+        key: Any = part[1:-1] if part.startswith("[") else part
+        if isinstance(node, list):
+            if not str(key).isdigit() or int(key) >= len(node):
+                return _ABSENT
+            node = node[int(key)]
+        elif isinstance(node, dict) and key in node:
+            node = node[key]
+        else:
+            return _ABSENT
+    return node

@@ -40,7 +40,16 @@ _TEXT_LIMIT = 2000  # bound third-party text (error messages, commit messages) i
 _REDACTED_FIELDS = ("command", "detail", "target", "user_name")
 _EVENT_FIELDS = tuple(f for f in HASHED_FIELDS if f not in ("id", "ts"))
 
-__all__ = ["MIGRATIONS", "OUTCOMES", "AuditEvent", "AuditStore", "Outcome"]
+__all__ = [
+    "MIGRATIONS",
+    "OUTCOMES",
+    "AuditEvent",
+    "AuditPage",
+    "AuditQuery",
+    "AuditStore",
+    "Outcome",
+    "VerifyReport",
+]
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
@@ -67,7 +76,8 @@ class AuditStore:
     def append(self, event: AuditEvent) -> AuditEvent:
         """Write one row; returns once it is durably committed, with its id."""
         row = self._row(event)
-        rowid = self._commits.submit(row)
+        # A caller already inside the database lock must not wait for a writer that needs it.
+        rowid = self._write([row])[0] if self._holds_database_lock() else self._commits.submit(row)
         return AuditEvent(**{**row, "ts": event.ts or datetime.fromisoformat(row["ts"]), "id": rowid})
 
     def append_many(self, events: Iterable[AuditEvent]) -> list[AuditEvent]:
@@ -137,10 +147,19 @@ class AuditStore:
 
     def _write(self, rows: list[Row]) -> list[int]:
         try:
-            with self.database.transaction() as db:
-                return append_rows(db, rows)
+            with self.database.lock:
+                if self.database.db.conn.in_transaction:
+                    # Called inside the caller's own transaction: the rows commit or roll back with it.
+                    return append_rows(self.database.db, rows)
+                with self.database.transaction() as db:
+                    return append_rows(db, rows)
         except sqlite3.Error as exc:
             raise BackendUnavailable("audit database", str(exc)) from exc
+
+    def _holds_database_lock(self) -> bool:
+        # RLock._is_owned is what threading.Condition itself relies on; absent, assume not held.
+        owned = getattr(self.database.lock, "_is_owned", None)
+        return bool(owned()) if callable(owned) else False
 
 
 class _Slot:

@@ -129,19 +129,23 @@ def apply_retention(database: Database, days: int, now: datetime) -> int:
     if days < 1:
         raise ValueError("retention needs at least one day")
     cutoff = ts_text(now - timedelta(days=days))
-    with database.transaction() as db:
-        # Walk by id from the oldest row: the cost is the rows to delete, not the table.
-        first_kept = db.execute(
-            "SELECT id FROM audit_events WHERE +ts >= ? ORDER BY id LIMIT 1", [cutoff]
-        ).fetchone()
-        newest = "SELECT id, hash FROM audit_events WHERE id < ? ORDER BY id DESC LIMIT 1"
-        last = db.execute(newest, [first_kept[0] if first_kept else _PAST_EVERY_ID]).fetchone()
-        if last is None:
-            return 0
-        db.execute(_UPSERT_META, ["retention_unlock", ts_text(now)])
-        deleted = int(db.execute("DELETE FROM audit_events WHERE id <= ?", [last[0]]).rowcount)
-        db.conn.executemany(_UPSERT_META, [("anchor_id", str(last[0])), ("anchor_hash", last[1] or GENESIS)])
-        db.execute("DELETE FROM audit_meta WHERE key = 'retention_unlock'")
+    try:
+        with database.transaction() as db:
+            # Walk by id from the oldest row: the cost is the rows to delete, not the table.
+            first = db.execute("SELECT id FROM audit_events WHERE +ts >= ? ORDER BY id LIMIT 1", [cutoff])
+            kept = first.fetchone()
+            newest = "SELECT id, hash FROM audit_events WHERE id < ? ORDER BY id DESC LIMIT 1"
+            last = db.execute(newest, [kept[0] if kept else _PAST_EVERY_ID]).fetchone()
+            if last is None:
+                return 0
+            # The DELETE trigger lets rows go only while this key exists, i.e. inside this transaction.
+            db.execute(_UPSERT_META, ["retention_unlock", ts_text(now)])
+            deleted = int(db.execute("DELETE FROM audit_events WHERE id <= ?", [last[0]]).rowcount)
+            anchor = [("anchor_id", str(last[0])), ("anchor_hash", last[1] or GENESIS)]
+            db.conn.executemany(_UPSERT_META, anchor)
+            db.execute("DELETE FROM audit_meta WHERE key = 'retention_unlock'")
+    except sqlite3.Error as exc:
+        raise BackendUnavailable("audit database", f"retention failed: {exc}") from exc
     return deleted
 
 

@@ -120,8 +120,8 @@ def test_lock_blocks_sync_until_admin_forces_or_unlocks(guarded: Bot) -> None:
     guarded.say("sync api prod", user="U0DEPLOY")
     assert "release freeze" in guarded.wait_ephemeral("is locked", user="U0DEPLOY")
     guarded.say("status api prod", user="U0DEPLOY")
-    guarded.slack.wait_for(lambda f: "release freeze" in guarded.ephemeral_text("U0DEPLOY").split("Healthy")[-1]
-                           or "Healthy" in guarded.ephemeral_text("U0DEPLOY"), timeout=10)  # fmt: skip
+    status = guarded.wait_ephemeral("Healthy", user="U0DEPLOY")
+    assert "release freeze" in status.split("Healthy", 1)[1]  # the lock shows in status
     guarded.say("sync api prod --force", user="U0DEPLOY")  # --force is for admins only
     guarded.slack.wait_for(lambda f: "--force" in guarded.ephemeral_text("U0DEPLOY"), timeout=10)
     guarded.say("sync api prod --force", user="U0ADMIN")
@@ -183,3 +183,26 @@ def test_commit_messages_cannot_ping_the_channel(guarded: Bot) -> None:
     shown = guarded.wait_ephemeral("History of api-prod", user="U0DEPLOY")
     assert "<!channel>" not in shown
     assert "&lt;!channel&gt;" in shown
+
+
+def test_audit_query_answers_in_a_thread_with_more(guarded: Bot) -> None:
+    from services.audit import AuditEvent
+
+    guarded.runtime.deps.audit.append_many(
+        [
+            AuditEvent(user_id="U0DEPLOY", action="sync", outcome="ok", target="api/prod", detail=f"n{i}")
+            for i in range(45)
+        ]
+    )
+    guarded.say("audit api --env prod", user="U0VIEW")
+    parent = guarded.wait_channel("Audit")
+    guarded.slack.wait_for(lambda f: any(m.thread_ts == parent.ts for m in f.messages(CHANNEL)), timeout=10)
+    first = next(m for m in guarded.slack.messages(CHANNEL) if m.thread_ts == parent.ts)
+    assert "n44" in json.dumps(first.blocks)  # newest first
+    assert "n0" not in json.dumps(first.blocks)
+    guarded.sender.click(first, "audit_more", user_id="U0VIEW")
+    guarded.slack.wait_for(
+        lambda f: sum(m.thread_ts == parent.ts for m in f.messages(CHANNEL)) >= 2, timeout=10
+    )
+    pages = [m for m in guarded.slack.messages(CHANNEL) if m.thread_ts == parent.ts]
+    assert "n24" in json.dumps(pages[1].blocks)

@@ -264,6 +264,26 @@ def test_append_many_is_one_ordered_batch(store: AuditStore) -> None:
     assert store.verify().ok
 
 
+def test_appending_inside_another_transaction_joins_it_instead_of_deadlocking(store: AuditStore) -> None:
+    with store.database.transaction() as db:
+        db.execute("INSERT INTO audit_meta (key, value) VALUES ('test', 'x')")
+        assert store.append(_event(1)).id == 1
+        assert store.append_many([_event(2)])[0].id == 2
+    with store.database.lock:  # the lock without a transaction: a transaction of its own
+        assert store.append(_event(3)).id == 3
+
+    def failing_transaction() -> None:
+        with store.database.transaction():
+            store.append(_event(4))
+            raise RuntimeError("the caller's transaction fails")
+
+    with pytest.raises(RuntimeError):
+        failing_transaction()
+    assert [e.id for e in store.recent()] == [3, 2, 1]  # row 4 rolled back with it
+    assert store.append(_event(5)).id == 4
+    assert store.verify().ok
+
+
 def test_concurrent_callers_share_one_commit_and_its_failure() -> None:
     calls: list[int] = []
     release = threading.Event()

@@ -26,7 +26,9 @@ MANIFEST = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:
 
 
 class Bot:
-    def __init__(self, runtime: Runtime, sender: SlackSender, slack: FakeSlack, k8s: FakeKubernetes, work: Path):
+    def __init__(
+        self, runtime: Runtime, sender: SlackSender, slack: FakeSlack, k8s: FakeKubernetes, work: Path
+    ):
         self.runtime, self.sender, self.slack, self.k8s, self.work = runtime, sender, slack, k8s, work
 
     def say(self, text: str, user: str = "U0ALICE") -> dict[str, object]:
@@ -121,7 +123,9 @@ def test_sync_reconciles_source_then_target_and_reports(flux: Bot) -> None:
 
 def test_build_failure_is_reported_at_once(flux: Bot) -> None:
     flux.push(5, "broken")
-    flux.k8s.fail_next_reconcile("Kustomization", "api", reason="BuildFailed", message="kustomize build failed: x")
+    flux.k8s.fail_next_reconcile(
+        "Kustomization", "api", reason="BuildFailed", message="kustomize build failed: x"
+    )
     flux.say("sync api")
     card = flux.wait_channel("Failed")
     assert "BuildFailed" in json.dumps(card.blocks) or "kustomize build failed" in json.dumps(card.blocks)
@@ -155,7 +159,9 @@ def test_history_and_rollback_is_a_revert_commit(flux: Bot, tmp_path: Path) -> N
     assert "scale api to 7" in flux.wait_ephemeral("History of api")
     flux.say("rollback api")
     flux.wait_ephemeral("Revert commit")
-    card = next(m for m in reversed(flux.slack.ephemeral("U0ALICE")) if "rollback_confirm" in json.dumps(m.blocks))
+    card = next(
+        m for m in reversed(flux.slack.ephemeral("U0ALICE")) if "rollback_confirm" in json.dumps(m.blocks)
+    )
     flux.sender.click(card, "rollback_confirm", user_id="U0ALICE", user_name="alice")
     flux.slack.wait_for(lambda f: sum("Succeeded" in m.text for m in f.messages(CHANNEL)) >= 2, timeout=30)
     log = subprocess.run(

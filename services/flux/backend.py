@@ -112,9 +112,15 @@ class FluxBackend:
             ttl = self._index_ttl if max_age is None else min(max_age, self._index_ttl)
             if self._index is not None and self._clock() - self._index[0] < ttl:
                 return self._index[1]
-            refs = [
-                cv.ref_of(self.instance, obj, kind) for kind in APP_KINDS for obj in self.client.list(kind)
-            ]
+            refs: list[AppRef] = []
+            denied: list[FluxForbidden] = []
+            for kind in APP_KINDS:
+                try:
+                    refs += [cv.ref_of(self.instance, obj, kind) for obj in self.client.list(kind)]
+                except FluxForbidden as exc:
+                    denied.append(exc)  # RBAC for one kind only: names of the other still resolve
+            if len(denied) == len(APP_KINDS):
+                raise denied[0]
             self._index = (self._clock(), [r for r in refs if r.name and r.namespace])
             return self._index[1]
 

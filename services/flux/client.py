@@ -147,12 +147,13 @@ class FluxClient:
 
     def _transport_text(self, exc: urllib3.exceptions.HTTPError) -> str:
         cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-        if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+        # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it is checked first.
+        if isinstance(cause, urllib3.exceptions.NewConnectionError):
+            what = "cannot be reached"
+        elif isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
             what = "did not accept a connection in time"
         elif isinstance(cause, urllib3.exceptions.TimeoutError):
             what = "did not answer in time"
-        elif isinstance(cause, urllib3.exceptions.NewConnectionError):
-            what = "cannot be reached (connection refused)"
         else:
             what = "failed to answer"
         detail = bound(self._scrub(str(cause)), 160)

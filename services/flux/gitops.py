@@ -139,35 +139,35 @@ def history(repos: RepoCache, src: GitSource) -> list[HistoryEntry]:
 
 
 def plan(repos: RepoCache, ref: AppRef, src: GitSource, to: str | None) -> RollbackPlan:
-    """`to` None: revert the commit deployed now; a revision: restore the path to that commit."""
+    """`to` None, or the commit deployed now: revert that commit. Another revision: restore the
+    path to its state at that commit. `plan(..., plan.to.id)` gives the same plan again, which is
+    how a confirm button re-plans."""
     entries = history(repos, src)
     current = next((e for e in entries if e.current), None)
-    if to is None:
+    sha = repos.resolve(src.repository.name, to) if to is not None else None
+    if sha is None or (current is not None and sha == current.revision):
         if current is None:
             raise UserError(
                 f"No commit under `{src.path or '/'}` matches what {object_path(ref)} has applied, "
                 "so there is nothing to revert.",
                 hint="Name the commit to restore: `/gitops rollback <app> <sha>`.",
             )
-        return RollbackPlan(ref=ref, to=current, current=current, auto_sync=False)
+        return RollbackPlan(ref=ref, to=current, current=current, auto_sync=False, path=src.path)
     if src.path is None:
         raise UserError(
             f"{object_path(ref)} applies the whole repository; the bot restores paths only.",
             hint="Roll back without a revision to revert the deployed commit.",
         )
-    sha = repos.resolve(src.repository.name, to)
     chosen = next((e for e in entries if e.revision == sha), None)
     if chosen is None:
         found = repos.log(src.repository.name, path=src.path, ref=sha, limit=1)
         if not found:
             raise UserError(f"Commit `{sha[:8]}` has no files under `{src.path}`.")
+        if current is not None and found[0].sha == current.revision:
+            raise UserError(f"At `{sha[:8]}`, `{src.path}` is as it is now; there is nothing to roll back.")
         # The path's state at `sha` is what its newest commit at or before `sha` left there.
         chosen = replace(_entry(found[0], False), id=sha[:8], revision=sha)
-    if current is not None and chosen.revision == current.revision:
-        raise UserError(
-            f"{object_path(ref)} already runs `{sha[:8]}` under `{src.path}`; nothing to roll back."
-        )
-    return RollbackPlan(ref=ref, to=chosen, current=current, auto_sync=False)
+    return RollbackPlan(ref=ref, to=chosen, current=current, auto_sync=False, path=src.path)
 
 
 def push_rollback(
