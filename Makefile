@@ -25,6 +25,8 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/argocd_scale.py
+	$(BIN)/python bench/flux_scale.py
+	$(BIN)/python bench/audit.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
