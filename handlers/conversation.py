@@ -55,6 +55,12 @@ class Conversation:
         """The ts of the channel message, once posted (threads and audit point at it)."""
         return self._ts
 
+    def adopt(self, ts: str) -> None:
+        """Continue on an existing channel message (the card whose button was clicked)."""
+        with self._lock:
+            self._ts = ts
+            self._public = True
+
     def announce(self, reply: Reply) -> None:
         """Start a public, updatable message in the channel (falls back to the ephemeral one)."""
         with self._lock:

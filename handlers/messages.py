@@ -163,3 +163,19 @@ AUDIT_MORE = "More"
 AUDIT_PAGE = "{count} rows, newest first"
 
 WHOAMI_NO_ROLES = "none: you may not use gitops-bot here"
+
+PROMOTE_TITLE = "Promote {app}: {source} → {target}"
+PROMOTE_NOTHING = ":white_check_mark: Nothing to promote: `{app}` in {target} already runs what {source} runs."
+PROMOTE_APPROVALS = "*Approvals*\n{have} of {need}"
+PROMOTE_APPROVED_BY = "Approved by {users}"
+PROMOTE_REJECTED = ":no_entry_sign: Rejected by <@{user}>: {reason}"
+PROMOTE_EXPIRED = ":hourglass: Expired: nobody approved within {ttl}. Run `/gitops promote` again if it is still wanted."
+PROMOTE_SUPERSEDED = (
+    ":warning: `{target}` moved since this was requested; here is the diff as it is now. "
+    "Earlier approvals no longer count: approve again."
+)
+PROMOTE_COMMITTED = ":white_check_mark: Committed `{sha}` to `{repo}`; now deploying."
+PROMOTE_APPROVE = "Approve"
+PROMOTE_REJECT = "Reject"
+PROMOTE_REASON_LABEL = "Reason (for Reject)"
+PROMOTE_ONE_APPROVAL = "Your approval is recorded ({have} of {need})."

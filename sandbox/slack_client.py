@@ -90,7 +90,13 @@ class SlackSender:
         return sent
 
     def click(
-        self, message: Message, action_id: str, *, user_id: str = "U0BOB", user_name: str = "bob"
+        self,
+        message: Message,
+        action_id: str,
+        *,
+        user_id: str = "U0BOB",
+        user_name: str = "bob",
+        inputs: Mapping[str, str] | None = None,
     ) -> SentRequest:
         """Press the button `action_id` of `message`; ValueError if the message has no such button."""
         block, button = _find_button(message, action_id)
@@ -123,7 +129,7 @@ class SlackSender:
             "enterprise": None,
             "is_enterprise_install": False,
             "channel": {"id": message.channel, "name": self.fake.channel_name(message.channel)},
-            "state": {"values": {}},
+            "state": {"values": _state(message, inputs or {})},
             "response_url": response_url,
             "actions": [action],
         }
@@ -188,3 +194,16 @@ def _json_or_none(text: str) -> dict[str, Any] | None:
 
 def _trigger_id() -> str:
     return f"{secrets.randbelow(10**13)}.{secrets.randbelow(10**13)}.{secrets.token_hex(16)}"
+
+
+def _state(message: Message, inputs: Mapping[str, str]) -> dict[str, Any]:
+    """`state.values` as Slack sends it: the text typed into the message's input blocks, by action_id."""
+    values: dict[str, Any] = {}
+    for block in message.blocks:
+        element = block.get("element") if block.get("type") == "input" else None
+        if isinstance(element, dict) and element.get("action_id") in inputs:
+            action_id = str(element["action_id"])
+            values[str(block.get("block_id", ""))] = {
+                action_id: {"type": element.get("type", "plain_text_input"), "value": inputs[action_id]}
+            }
+    return values

@@ -182,16 +182,26 @@ def _freeze_targets(value: Mapping[str, AppTarget]) -> Mapping[str, AppTarget]:
     return MappingProxyType(dict(value))
 
 
+class PromotionSpec(_Section):
+    """What "the version" of an app is, inside each environment's directory."""
+
+    file: RepoPath = "kustomization.yaml"  # relative to the environment's `path`
+    images: tuple[str, ...] = ()  # kustomize `images:` entries by name; empty = every entry
+    chart: bool = False  # a HelmRelease's spec.chart.spec.version
+    yaml_paths: tuple[str, ...] = ()  # dotted paths, e.g. spec.values.image.tag
+
+
 class App(_Section):
     name: Slug
     environments: Annotated[Mapping[str, AppTarget], AfterValidator(_freeze_targets)]
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
 
     @field_serializer("environments")
     def _dump_environments(self, value: Mapping[str, AppTarget]) -> dict[str, AppTarget]:
         return dict(value)
 
     def __hash__(self) -> int:  # the default would hash the mapping proxy, which is unhashable
-        return hash((self.name, tuple(self.environments.items())))
+        return hash((self.name, tuple(self.environments.items()), self.promotion))
 
     def target(self, env: str) -> AppTarget | None:
         return self.environments.get(env)
