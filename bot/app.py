@@ -28,14 +28,19 @@ from bot.wiring import build_services
 from handlers.authz import Authorizer
 from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
+from handlers.drift_job import DriftJob
 from handlers.exec_admin import admin_executors
 from handlers.exec_audit import audit_executor
+from handlers.exec_drift import drift_executor
 from handlers.exec_gitops import gitops_executors
+from handlers.exec_promote import Promoter, promote_executor
 from services.access import AccessPolicy, CachedGroupDirectory
 from services.audit import AuditStore
 from services.backend import GitOpsBackend
 from services.db import Database
+from services.drift_store import IncidentStore
 from services.jobs import JobRunner
+from services.leader import Leadership, build_leadership, default_identity
 from services.metrics import Metrics
 from services.ratelimit import RateLimiter
 from services.redaction import Redactor
@@ -86,10 +91,15 @@ class Runtime:
     database: Database
     scheduler: BackgroundScheduler
     socket_handler: SocketModeHandler | None = None
+    promoter: Promoter | None = None
+    drift: DriftJob | None = None
+    leadership: Leadership | None = None
     _stopped: bool = field(default=False, repr=False)
 
     def start(self) -> Runtime:
         self.server.start()
+        if self.leadership is not None:
+            self.leadership.start()
         self.scheduler.start()
         ops = self.deps.ops
         if ops is not None:
@@ -112,6 +122,8 @@ class Runtime:
             log.warning("shutdown timeout: background jobs were still running")
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.leadership is not None:
+            self.leadership.stop()
         self.server.stop()
         self.database.close()
 
@@ -124,6 +136,7 @@ def build_runtime(
     extra_executors: Mapping[str, Executor] | None = None,
     clock: Callable[[], datetime] | None = None,
     backends: Mapping[str, GitOpsBackend] | None = None,
+    leader_identity: str | None = None,
 ) -> Runtime:
     settings = loaded.settings
     missing = missing_slack_settings(loaded)
@@ -162,10 +175,14 @@ def build_runtime(
         executors.update(gitops_executors(deps, services.ops))
     executors.update(admin_executors(deps, services.locks))
     executors["audit"] = audit_executor(deps)
+    promoter = Promoter(deps, services.promotions, services.promotion_store)
+    if services.backends:
+        executors["promote"] = promote_executor(promoter)
+    executors["drift"] = drift_executor(deps, services.incidents)
     executors.update(extra_executors or {})
     mode = slack_mode(loaded)
     try:
-        app = create_slack_app(loaded, deps, mode, client)
+        app = create_slack_app(loaded, deps, mode, client, promoter=promoter, incidents=services.incidents)
     except Exception as exc:
         database.close()
         jobs.close(timeout=0)
@@ -199,11 +216,23 @@ def build_runtime(
         port=settings.server.port if port is None else port,
         threads=settings.server.threads,
     )
-    scheduler = build_scheduler(deps, app.client)
-    return Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
+    leadership = build_leadership(settings, leader_identity or default_identity())
+    drift_job = DriftJob(deps, app.client, services.incidents, leadership)
+    scheduler = build_scheduler(deps, app.client, drift=drift_job, promoter=promoter)
+    runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
+    runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership
+    return runtime
 
 
-def create_slack_app(loaded: LoadedConfig, deps: Deps, mode: Mode, client: WebClient) -> App:
+def create_slack_app(
+    loaded: LoadedConfig,
+    deps: Deps,
+    mode: Mode,
+    client: WebClient,
+    *,
+    promoter: Promoter | None = None,
+    incidents: IncidentStore | None = None,
+) -> App:
     secrets = loaded.secrets
     signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else None
     app = App(
@@ -213,5 +242,5 @@ def create_slack_app(loaded: LoadedConfig, deps: Deps, mode: Mode, client: WebCl
         request_verification_enabled=mode == "http",
         logger=logging.getLogger("slack_bolt.gitops"),
     )
-    handlers.register(app, deps)
+    handlers.register(app, deps, promoter=promoter, incidents=incidents)
     return app

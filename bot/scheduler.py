@@ -13,13 +13,20 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 
 from handlers.deps import Deps
+from handlers.drift_job import DriftJob
+from handlers.exec_promote import Promoter, expire_promotions
 from handlers.reminders import expire_locks, remind_holds
 
 log = logging.getLogger(__name__)
 
 
 def build_scheduler(
-    deps: Deps, client: WebClient, *, tick: timedelta = timedelta(minutes=1)
+    deps: Deps,
+    client: WebClient,
+    *,
+    drift: DriftJob | None = None,
+    promoter: Promoter | None = None,
+    tick: timedelta = timedelta(minutes=1),
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(
@@ -35,6 +42,22 @@ def build_scheduler(
         seconds=min(60.0, tick.total_seconds()),
         id="lock-expiry",
     )
+    settings = deps.settings.drift
+    if drift is not None and settings.enabled:
+        scheduler.add_job(
+            _safe(drift.run, "drift scan"),
+            "interval",
+            seconds=settings.interval.total_seconds(),
+            jitter=int(settings.jitter.total_seconds()) or None,
+            id="drift-scan",
+        )
+    if promoter is not None:
+        scheduler.add_job(
+            _safe(lambda: expire_promotions(promoter, client), "promotion expiry"),
+            "interval",
+            seconds=min(60.0, tick.total_seconds()),
+            id="promotion-expiry",
+        )
     days = deps.settings.audit.retention_days
     if days is not None:
         scheduler.add_job(

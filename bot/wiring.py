@@ -10,6 +10,7 @@ from services.apps import AppResolver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
 from services.db import Database
+from services.drift_store import IncidentStore
 from services.flux import build_flux_backends
 from services.git import RepoCache
 from services.holds import HoldStore
@@ -17,6 +18,8 @@ from services.locks import LockStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
+from services.promotion import PromotionService
+from services.promotion_store import PromotionStore
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,10 @@ class Services:
     pending: PendingActions
     holds: HoldStore
     locks: LockStore
+    repos: RepoCache
+    promotions: PromotionService
+    promotion_store: PromotionStore
+    incidents: IncidentStore
 
 
 def build_services(
@@ -36,11 +43,11 @@ def build_services(
     backends: Mapping[str, GitOpsBackend] | None = None,
 ) -> Services:
     settings = loaded.settings
+    repos = RepoCache(
+        settings.git.cache_dir, settings.repositories, loaded.secrets.git_credentials, metrics=metrics
+    )
     if backends is None:
         argo = build_argocd_backends(settings, loaded.secrets, metrics)
-        repos = RepoCache(
-            settings.git.cache_dir, settings.repositories, loaded.secrets.git_credentials, metrics=metrics
-        )
         flux = build_flux_backends(settings, loaded.secrets, repos, metrics)
         backends = {f"argocd:{name}": backend for name, backend in argo.items()}
         backends.update({f"flux:{name}": backend for name, backend in flux.items()})
@@ -51,6 +58,15 @@ def build_services(
         sync_timeout=settings.operations.sync_timeout,
         batch_concurrency=settings.operations.batch_concurrency,
     )
+    promotion_store = PromotionStore(database)
     return Services(
-        backends=backends, ops=ops, pending=PendingActions(database), holds=holds, locks=LockStore(database)
+        backends=backends,
+        ops=ops,
+        pending=PendingActions(database),
+        holds=holds,
+        locks=LockStore(database),
+        repos=repos,
+        promotions=PromotionService(settings, repos, ops.resolver, promotion_store),
+        promotion_store=promotion_store,
+        incidents=IncidentStore(database),
     )

@@ -7,14 +7,22 @@ from typing import Any
 
 from slack_bolt import App
 
-from handlers import actions, commands, exec_audit, exec_rollback
+from handlers import actions, commands, exec_audit, exec_drift, exec_promote, exec_rollback
 from handlers.deps import Deps
+from handlers.exec_promote import Promoter
+from services.drift_store import IncidentStore
 
 log = logging.getLogger(__name__)
 
 
-def register(app: App, deps: Deps) -> None:
+def register(
+    app: App, deps: Deps, *, promoter: Promoter | None = None, incidents: IncidentStore | None = None
+) -> None:
     commands.register(app, deps)
+    if promoter is not None:
+        exec_promote.register(app, promoter)
+    if incidents is not None:
+        exec_drift.register(app, deps, incidents)
     if deps.pending is not None:
         exec_audit.register(app, deps)
     if deps.ops is not None:

@@ -32,6 +32,8 @@ class Reply:
     # without raising (a sync that ended Failed).
     detail: str = field(default="", compare=False)
     failed: bool = field(default=False, compare=False)
+    # For answers to a click: False leaves the clicked message alone and answers the clicker.
+    replace_original: bool = field(default=True, compare=False)
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": list(self.blocks), "response_type": self.response_type}
@@ -110,7 +112,13 @@ def fit(blocks: Sequence[Block]) -> tuple[Block, ...]:
 
 
 def message(
-    text: str, blocks: Sequence[Block], *, in_channel: bool = False, detail: str = "", failed: bool = False
+    text: str,
+    blocks: Sequence[Block],
+    *,
+    in_channel: bool = False,
+    detail: str = "",
+    failed: bool = False,
+    replace_original: bool = True,
 ) -> Reply:
     return Reply(
         text=truncate(text, FALLBACK_TEXT),
@@ -118,6 +126,7 @@ def message(
         response_type="in_channel" if in_channel else "ephemeral",
         detail=detail,
         failed=failed,
+        replace_original=replace_original,
     )
 
 

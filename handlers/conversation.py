@@ -142,7 +142,7 @@ class Conversation:
                     return
         if not final and self._respond_uses >= _RESPOND_BUDGET - 1:
             return
-        self._respond_quietly(replace_original=True, **reply.as_kwargs())
+        self._respond_quietly(replace_original=reply.replace_original, **reply.as_kwargs())
 
     def _respond_quietly(self, **kwargs: Any) -> None:
         if self._respond_uses >= _RESPOND_BUDGET + 1:

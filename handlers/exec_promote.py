@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.promotion import Promotion, PromotionPlan, PromotionService
-from services.promotion_store import PromotionStore
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
@@ -22,6 +20,8 @@ from handlers.views_status import short_rev
 from services.backend import SyncRequest
 from services.errors import GitOpsBotError
 from services.pending import ButtonExpired
+from services.promotion import Promotion, PromotionPlan, PromotionService
+from services.promotion_store import PromotionStore
 
 
 @dataclass(frozen=True)
@@ -135,7 +135,8 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
     target = f"{promotion.app}/{promotion.to_env}"
     if deps.authz is not None:  # at click time, for whoever clicked
         deps.authz.policy.check(click.caller.user_id, "approve", env=promotion.to_env, app=promotion.app)
-    promotion, became_approved = store.approve(promotion.id, click.caller.user_id, now=deps.clock())
+    promotion = store.approve(promotion.id, click.caller.user_id, now=deps.clock())
+    became_approved = promotion.became_approved
     conversation.adopt(promotion.message_ts or _message_ts(click))
     if not became_approved:
         card = promoter.view(promotion, None, state="pending")
@@ -144,6 +145,8 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
     newer = service.still_current(promotion)
     if newer is not None:  # the target moved: show what would be committed now and ask again
         promotion = store.supersede(promotion.id, newer)
+        if conversation.message_ts:
+            store.set_message(promotion.id, conversation.message_ts)
         card = promoter.view(
             promotion, newer, state="pending", note=msg.PROMOTE_SUPERSEDED.format(target=target)
         )

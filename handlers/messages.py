@@ -165,11 +165,15 @@ AUDIT_PAGE = "{count} rows, newest first"
 WHOAMI_NO_ROLES = "none: you may not use gitops-bot here"
 
 PROMOTE_TITLE = "Promote {app}: {source} → {target}"
-PROMOTE_NOTHING = ":white_check_mark: Nothing to promote: `{app}` in {target} already runs what {source} runs."
+PROMOTE_NOTHING = (
+    ":white_check_mark: Nothing to promote: `{app}` in {target} already runs what {source} runs."
+)
 PROMOTE_APPROVALS = "*Approvals*\n{have} of {need}"
 PROMOTE_APPROVED_BY = "Approved by {users}"
 PROMOTE_REJECTED = ":no_entry_sign: Rejected by <@{user}>: {reason}"
-PROMOTE_EXPIRED = ":hourglass: Expired: nobody approved within {ttl}. Run `/gitops promote` again if it is still wanted."
+PROMOTE_EXPIRED = (
+    ":hourglass: Expired: nobody approved within {ttl}. Run `/gitops promote` again if it is still wanted."
+)
 PROMOTE_SUPERSEDED = (
     ":warning: `{target}` moved since this was requested; here is the diff as it is now. "
     "Earlier approvals no longer count: approve again."
@@ -179,3 +183,25 @@ PROMOTE_APPROVE = "Approve"
 PROMOTE_REJECT = "Reject"
 PROMOTE_REASON_LABEL = "Reason (for Reject)"
 PROMOTE_ONE_APPROVAL = "Your approval is recorded ({have} of {need})."
+
+DRIFT_KIND = {
+    "git_ahead": "Undeployed Git change",
+    "live_changed": "Live state changed outside Git",
+    "failing": "Failing reconcile",
+}
+DRIFT_RESOLVED = ":white_check_mark: Resolved after {duration}."
+DRIFT_REOPENED = ":repeat: Back again (flapped {count}×)."
+DRIFT_DIGEST_TITLE = ":rotating_light: {count} new drift incidents"
+DRIFT_UNREACHABLE = (
+    ":electric_plug: {backend} is not answering: drift there is not being checked "
+    "(nothing is marked resolved)."
+)
+DRIFT_REACHABLE = ":electric_plug: {backend} answers again; drift checks resumed."
+DRIFT_NONE = ":sparkles: No open drift incidents."
+DRIFT_ACKED = "Acknowledged by <@{user}>"
+DRIFT_SNOOZED = "Snoozed until {until} UTC by <@{user}>"
+DRIFT_SYNC_NOW = "Sync now"
+DRIFT_SHOW_DIFF = "Show diff"
+DRIFT_SNOOZE_1H = "Snooze 1h"
+DRIFT_SNOOZE_24H = "Snooze 24h"
+DRIFT_ACK = "Acknowledge"

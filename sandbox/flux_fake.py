@@ -47,13 +47,15 @@ class FakeKubernetes:
         tick: float = 0.05,
         reconcile_seconds: float = 0.2,
         served: Mapping[str, Sequence[str]] | None = None,
+        leases: bool = False,
     ) -> None:
+        """`leases=True` also serves coordination.k8s.io/v1 Leases (leader election, `k8s_leases`)."""
         self._store = Store()
         self._cluster = Cluster(build_registry(served), self._store, token=token, convert=convert)
         self._world = World(self._cluster, reconcile_seconds=reconcile_seconds)
         self._controller = Controller(self._world, tick=tick)
         self._objects = FluxObjects(self._world, self._controller)
-        self._faults = Faults(KubeApi(self._cluster))
+        self._faults = Faults(KubeApi(self._cluster, leases=leases))
         self._server = RebindableServer(self._faults)
 
     # -- lifecycle ---------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The fake Kubernetes API server's HTTP surface: bearer auth, routing, discovery, GET and LIST.
 
 Writes are in `k8s_write` (PATCH). Only GET (one, list) and PATCH exist on resources, as the bot needs
-no more: other verbs answer 405 MethodNotAllowed and `?watch=true` 400 BadRequest.
+no more: other verbs answer 405 MethodNotAllowed and `?watch=true` 400 BadRequest. Leases (leader
+election, served with `leases=True`) also take POST and PUT: see `k8s_leases`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sandbox import k8s_leases, k8s_write
 from sandbox import k8s_status as status
-from sandbox import k8s_write
 from sandbox.argocd_http import Reply, Request
 from sandbox.k8s_cluster import EVENT, Cluster
 from sandbox.k8s_registry import ResourceType
@@ -55,8 +56,10 @@ def json_reply(payload: Any, code: int = 200) -> Reply:
 
 
 class KubeApi:
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, *, leases: bool = False) -> None:
         self._cluster = cluster
+        if leases:  # opt-in, so a fake that serves only Flux keeps its discovery documents as they were
+            k8s_leases.register(cluster.registry)
 
     def __call__(self, request: Request) -> Reply:
         try:
@@ -76,6 +79,12 @@ class KubeApi:
                 raise status.method_not_allowed()
             return json_reply(discovery)
         target = self._target(path)
+        if (
+            target.rtype is k8s_leases.LEASE
+            and target.subresource is None
+            and request.method in k8s_leases.WRITE_METHODS
+        ):
+            return k8s_leases.write(self._cluster, request, target.version, target.namespace, target.name)
         if target.name is None:
             if request.method != "GET":
                 raise status.method_not_allowed()

@@ -113,6 +113,81 @@ def _seen_requests(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_seen_requests_seen_at ON seen_requests (seen_at)")
 
 
+def _promotions(db: sqlite_utils.Database) -> None:
+    # Promotion requests and their approvals, so a pending one survives a restart. `approvals` is a
+    # JSON list of user ids; the status moves only inside a transaction (see promotion_store.py).
+    db.execute(
+        """CREATE TABLE promotions (
+            id TEXT PRIMARY KEY,
+            audit_id TEXT NOT NULL,
+            app TEXT NOT NULL,
+            from_env TEXT NOT NULL,
+            to_env TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            target_file TEXT NOT NULL,
+            base_sha TEXT NOT NULL,
+            diff_hash TEXT NOT NULL,
+            diff TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            requester_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            message_ts TEXT,
+            status TEXT NOT NULL,
+            approvals TEXT NOT NULL,
+            approvals_required INTEGER NOT NULL,
+            rejected_by TEXT,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            commit_sha TEXT,
+            superseded_by TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_promotions_status_expires ON promotions (status, expires_at)")
+    db.execute("CREATE INDEX idx_promotions_app_env ON promotions (app, to_env, status)")
+    db.execute("CREATE INDEX idx_promotions_audit ON promotions (audit_id)")
+
+
+def _incidents(db: sqlite_utils.Database) -> None:
+    # Drift incidents (one row per problem episode) and backend reachability, so a restart keeps the
+    # Slack message / thread of each incident and never re-announces one (see drift_store.py).
+    db.execute(
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            app TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            resources TEXT NOT NULL,
+            since TEXT,
+            channel TEXT,
+            message_ts TEXT,
+            thread_ts TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            resolved_at TEXT,
+            acknowledged_by TEXT,
+            acknowledged_at TEXT,
+            snoozed_until TEXT,
+            snoozed_by TEXT,
+            flap_count INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    # At most one open incident per key: a second one would mean a second Slack message.
+    db.execute("CREATE UNIQUE INDEX idx_incidents_open_key ON incidents (key) WHERE status = 'open'")
+    db.execute("CREATE INDEX idx_incidents_status_resolved ON incidents (status, resolved_at)")
+    db.execute(
+        "CREATE TABLE backend_reachability (backend TEXT PRIMARY KEY, "
+        "unreachable_since TEXT NOT NULL, announced INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -121,4 +196,6 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (4, "locks: deploy locks and freezes per environment / app", _locks),
     (5, "audit hash chain, retention anchor, action index", _audit_chain),
     (6, "seen_requests: replayed Slack requests are refused", _seen_requests),
+    (7, "promotions: requests, approvals and their outcome", _promotions),
+    (8, "incidents: drift incident lifecycle, backend reachability", _incidents),
 )

@@ -238,11 +238,55 @@ class AccessSettings(_Section):
     group_cache: PositiveDuration = timedelta(minutes=5)
 
 
+class DriftRoute(_Section):
+    channel: ChannelId
+    environments: tuple[str, ...] = ()  # empty = any
+    apps: tuple[str, ...] = ()  # configured app names or backend object names; empty = any
+    labels: tuple[str, ...] = ()  # "key=value" pairs that must all match the app's labels
+
+
 class DriftSettings(_Section):
     enabled: bool = True
     interval: Annotated[Duration, at_least(timedelta(seconds=10))] = timedelta(minutes=2)
     jitter: Duration = timedelta(seconds=20)
     channel: ChannelId | None = None
+    routes: tuple[DriftRoute, ...] = ()  # first match wins; else `channel`
+    digest_threshold: WholeNumber = Field(default=10, ge=1)  # more new incidents in one scan → one digest
+    flap_window: PositiveDuration = timedelta(minutes=30)
+    git_grace: PositiveDuration = timedelta(minutes=10)  # Git ahead of the cluster for longer than this
+    suspended_after: PositiveDuration = timedelta(hours=1)  # Flux object suspended for longer than this
+
+
+class LeaderSettings(_Section):
+    """Leader election: with several replicas, only the Lease holder scans for drift and alerts."""
+
+    enabled: bool = False  # off: this replica is always the leader (no Kubernetes needed)
+    namespace: Slug = "gitops-bot"
+    lease_name: K8sName = "gitops-bot-drift"
+    kubeconfig: ExistingFile | None = None
+    context: str | None = None
+    in_cluster: bool = False
+    lease_duration: PositiveDuration = timedelta(seconds=15)
+    renew_deadline: PositiveDuration = timedelta(seconds=10)
+    retry_period: PositiveDuration = timedelta(seconds=2)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LeaderSettings:
+        if self.kubeconfig is not None and self.in_cluster:
+            raise PydanticCustomError(
+                "leader_source", "set only one of kubeconfig or in_cluster: true (they are alternatives)"
+            )
+        if self.enabled and self.kubeconfig is None and not self.in_cluster:
+            raise PydanticCustomError(
+                "leader_source", "leader election needs kubeconfig or in_cluster: true to reach the Lease"
+            )
+        if self.in_cluster and self.context is not None:
+            raise PydanticCustomError("leader_context", "context applies only with kubeconfig")
+        # client-go's rules: a leader gives up (renew_deadline) before anyone may take over
+        # (lease_duration), and gets more than one try (retry_period) in between.
+        if not self.lease_duration > self.renew_deadline > self.retry_period:
+            raise PydanticCustomError("leader_timing", "needs lease_duration > renew_deadline > retry_period")
+        return self
 
 
 class OperationsSettings(_Section):
@@ -305,6 +349,7 @@ class Settings(_Section):
     apps: tuple[App, ...] = ()
     access: AccessSettings = Field(default_factory=AccessSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    leader: LeaderSettings = Field(default_factory=LeaderSettings)
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     git: GitSettings = Field(default_factory=GitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)

@@ -151,7 +151,8 @@ class ArgoCDBackend:
             )
         browser = self.settings.browser_url
         return [
-            convert.app_status(self.instance, app, browser_url=browser) for app in payload.get("items") or []
+            convert.app_status(self.instance, app, browser_url=browser, trimmed=self._list_fields is not None)
+            for app in payload.get("items") or []
         ]
 
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus:

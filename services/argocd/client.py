@@ -44,6 +44,8 @@ DEFAULT_LIST_FIELDS: tuple[str, ...] = (
     "items.status.operationState.phase",
     "items.status.operationState.startedAt",
     "items.status.operationState.finishedAt",
+    # Upstream quirk: this whitelisted key returns the operation's syncResult (the applied revision).
+    "items.status.operationState.operation.sync",
     "items.status.summary",
 )
 NAME_FIELDS: tuple[str, ...] = ("items.metadata.name", "items.metadata.namespace", "items.spec.project")

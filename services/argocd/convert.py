@@ -93,7 +93,7 @@ def automated_policy(app: ApplicationPayload) -> dict[str, object] | None:
     return {k: v for k, v in policy.items() if k in AUTOMATED_KEYS and isinstance(v, bool)}
 
 
-def operation_in_progress(app: ApplicationPayload) -> bool:
+def operation_in_progress(app: ApplicationPayload, *, trimmed: bool = False) -> bool:
     """The CLI's `app wait --operation` rule (docs §7.4)."""
     if app.get("operation"):
         return True
@@ -106,6 +106,10 @@ def operation_in_progress(app: ApplicationPayload) -> bool:
         return True
     sync = mapping(mapping(state.get("operation")).get("sync"))
     if flag(sync.get("dryRun")):
+        return False
+    if trimmed:
+        # A `fields=`-trimmed list never carries reconciledAt (not in the server's whitelist):
+        # judge by the operation alone rather than call every listed app "in progress".
         return False
     # Until the controller re-compares after the sync, sync and health values are stale.
     reconciled = timestamp(status.get("reconciledAt"))
@@ -179,7 +183,12 @@ def ui_url(browser_url: str, ref: AppRef) -> str:
 
 
 def app_status(
-    instance: str, app: ApplicationPayload, *, browser_url: str, fallback: AppRef | None = None
+    instance: str,
+    app: ApplicationPayload,
+    *,
+    browser_url: str,
+    fallback: AppRef | None = None,
+    trimmed: bool = False,
 ) -> AppStatus:
     ref = ref_of(instance, app, fallback)
     meta = mapping(app.get("metadata"))
@@ -206,7 +215,7 @@ def app_status(
         ),
         resources=tuple(_resource(r) for r in items(status.get("resources"))),
         operation=operation_of(app),
-        operation_in_progress=operation_in_progress(app),
+        operation_in_progress=operation_in_progress(app, trimmed=trimmed),
         auto_sync=automated_policy(app) is not None,
         reconciled_at=timestamp(status.get("reconciledAt")),
         labels=tuple(sorted((k, v) for k, v in labels.items() if isinstance(v, str))),
@@ -225,7 +234,15 @@ def deployed_revision(app: ApplicationPayload) -> str | None:
         revisions = items_or_strings(sync.get("revisions"))
         return opt_text(sync.get("revision")) or (revisions[0] if revisions else None)
     history = history_raw(app)
-    return (history_revision(history[-1]) or None) if history else None
+    if history:
+        return history_revision(history[-1]) or None
+    # Trimmed lists have no history; the last successful full sync's result says what was applied.
+    state = mapping(mapping(app.get("status")).get("operationState"))
+    # In a trimmed list the syncResult arrives under operation.sync (an upstream quirk).
+    result = mapping(state.get("syncResult")) or mapping(mapping(state.get("operation")).get("sync"))
+    if state.get("phase") == "Succeeded" and not flag(result.get("dryRun")):
+        return opt_text(result.get("revision"))
+    return None
 
 
 def items_or_strings(value: object) -> list[str]:

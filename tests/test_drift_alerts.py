@@ -1,0 +1,178 @@
+"""Drift alerts: one message per incident, updated, resolved in place, no repeats across restarts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.app import Runtime, build_runtime
+from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
+from sandbox.slack_api import FakeSlack
+from services.argocd import build_argocd_backends
+from services.backend import GitOpsBackend
+from tests.conftest import config_for
+
+ALERTS = "C0ALERTS"
+
+
+class Drift:
+    def __init__(self, tmp: Path, slack: FakeSlack) -> None:
+        self.tmp, self.slack = tmp, slack
+        self.argocd = FakeArgoCD(operation_seconds=0.1, tick=0.02).start()
+        self.argocd.bulk_add(60, prefix="app-")
+        self.runtime: Runtime | None = None
+
+    @contextmanager
+    def bot(self) -> Iterator[Runtime]:
+        extra = f"""
+slack:
+  alerts_channel: {ALERTS}
+argocd:
+  - name: main
+    url: {self.argocd.base_url}
+    token_env: ARGOCD_TOKEN
+drift:
+  interval: 10s
+  digest_threshold: 10
+"""
+        loaded = config_for(self.tmp, self.slack, extra_yaml=extra, extra_env={"ARGOCD_TOKEN": JWT_TOKEN})
+        argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
+        backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
+        runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
+        assert runtime.drift is not None
+        runtime.drift.pace = 0.0
+        self.runtime = runtime
+        try:
+            yield runtime
+        finally:
+            runtime.stop()
+
+    def scan(self) -> int:
+        assert self.runtime is not None
+        assert self.runtime.drift is not None
+        return self.runtime.drift.run()
+
+    def posts(self) -> list[object]:
+        return [c for c in self.slack.recorded("chat.postMessage") if c.args.get("channel") == ALERTS]
+
+    def top_level(self) -> list[object]:
+        return [m for m in self.slack.messages(ALERTS) if not m.thread_ts or m.thread_ts == m.ts]
+
+
+@pytest.fixture
+def drift(tmp_path: Path, fake_slack: FakeSlack) -> Iterator[Drift]:
+    d = Drift(tmp_path, fake_slack)
+    try:
+        yield d
+    finally:
+        d.argocd.stop()
+
+
+def test_one_post_updated_then_resolved_with_a_thread_reply(drift: Drift) -> None:
+    with drift.bot():
+        drift.scan()
+        assert drift.posts() == []  # all healthy: nothing to say
+        drift.argocd.drift("app-00007", replicas=9)
+        drift.scan()
+        [card] = drift.top_level()
+        assert "Live state changed outside Git" in card.text
+        assert "app-00007" in card.text
+        for _ in range(5):
+            drift.scan()
+        assert len(drift.posts()) == 1  # still one message
+        drift.argocd.heal("app-00007")
+        drift.scan()
+        [card] = drift.top_level()
+        assert card.text.startswith("Resolved")
+        replies = [m for m in drift.slack.messages(ALERTS) if m.thread_ts == card.ts and m.ts != card.ts]
+        assert any("Resolved after" in m.text for m in replies)
+
+
+def test_restart_neither_reposts_nor_loses_the_thread(drift: Drift) -> None:
+    drift.argocd.set_health("app-00003", "Degraded", "CrashLoopBackOff")
+    with drift.bot():
+        drift.scan()
+        assert len(drift.posts()) == 1
+    with drift.bot():
+        drift.scan()
+        assert len(drift.posts()) == 1
+        drift.argocd.set_health("app-00003", "Healthy")
+        drift.scan()
+        [card] = drift.top_level()
+        replies = [m for m in drift.slack.messages(ALERTS) if m.thread_ts == card.ts and m.ts != card.ts]
+        assert replies  # the resolution landed in the original thread after the restart
+
+
+def test_a_storm_becomes_one_digest(drift: Drift) -> None:
+    with drift.bot():
+        for i in range(50):
+            drift.argocd.set_health(f"app-{i:05d}", "Degraded", "boom")
+        drift.scan()
+        [digest] = drift.posts()
+        assert "50 new drift incidents" in str(digest.args.get("text"))  # type: ignore[attr-defined]
+
+
+def test_backend_down_marks_nothing_resolved_and_is_announced_once(drift: Drift) -> None:
+    with drift.bot():
+        drift.argocd.set_health("app-00001", "Degraded", "boom")
+        drift.scan()
+        drift.argocd.go_down()
+        try:
+            drift.scan()
+            drift.scan()
+        finally:
+            drift.argocd.come_up()
+        texts = [m.text for m in drift.slack.messages(ALERTS)]
+        assert sum("not answering" in t for t in texts) == 1
+        assert not any(t.startswith("Resolved") for t in texts)
+        drift.scan()
+        assert any("answers again" in m.text for m in drift.slack.messages(ALERTS))
+
+
+def test_slack_rate_limit_is_retried_after_retry_after(drift: Drift) -> None:
+    with drift.bot():
+        drift.argocd.set_health("app-00002", "Degraded", "boom")
+        drift.slack.fail_next("chat.postMessage", status=429, retry_after=0)
+        drift.scan()
+        statuses = [c.status for c in drift.slack.recorded("chat.postMessage")]
+        assert statuses[:2] == [429, 200]
+        assert len(drift.top_level()) == 1
+
+
+def test_the_real_scheduler_runs_the_scan(drift: Drift) -> None:
+    with drift.bot() as runtime:
+        drift.argocd.set_health("app-00004", "Degraded", "boom")
+        job = runtime.scheduler.get_job("drift-scan")
+        assert job is not None
+        job.modify(next_run_time=datetime.now(UTC))
+        drift.slack.wait_for(lambda f: any("app-00004" in m.text for m in f.messages(ALERTS)), timeout=15)
+
+
+def test_drift_command_lists_open_incidents_and_buttons_work(drift: Drift) -> None:
+    from sandbox.slack_client import SlackSender
+    from tests.conftest import SIGNING_SECRET
+
+    with drift.bot() as runtime:
+        drift.argocd.drift("app-00005", replicas=4)
+        drift.scan()
+        sender = SlackSender(
+            f"http://127.0.0.1:{runtime.server.port}/slack/events", SIGNING_SECRET, drift.slack
+        )
+        sender.slash("drift", user_id="U0ALICE")
+        drift.slack.wait_for(
+            lambda f: any("app-00005" in m.text + json.dumps(m.blocks) for m in f.ephemeral("U0ALICE"))
+        )
+        [card] = drift.top_level()
+        sender.click(card, "drift_ack", user_id="U0BOB")
+        drift.slack.wait_for(
+            lambda f: "Acknowledged by" in json.dumps(f.messages(ALERTS)[0].blocks), timeout=10
+        )
+        sender.click(drift.top_level()[0], "drift_snooze_1h", user_id="U0BOB")
+        drift.slack.wait_for(lambda f: "Snoozed" in json.dumps(f.messages(ALERTS)[0].blocks), timeout=10)
+        rows = runtime.deps.audit.recent(limit=5)
+        assert {"drift_ack", "drift_snooze_1h"} <= {r.action for r in rows}
