@@ -139,7 +139,10 @@ class LeaseLeadership:
         try:
             outcome = self._try_acquire_or_renew()
         except ApiException as exc:
-            self._failed(f"HTTP {exc.status} {exc.reason}")
+            if exc.status == 409:  # a rival wrote (or created) first: routine, the next read shows who
+                log.debug("leader election: %s/%s changed under us", self.namespace, self.name)
+            else:
+                self._failed(f"HTTP {exc.status} {exc.reason}")
             return _Outcome.FAILED
         except Exception as exc:  # unreachable API server, timeout: the loop must go on
             self._failed(f"{type(exc).__name__}: {exc}")

@@ -72,7 +72,7 @@ environments:
   - name: staging
   - name: prod
     approvals_required: 1
-    approvers: {{users: [U0BOSS]}}
+    approvers: {{users: [U0BOSS, U0CAROL]}}
 apps:
   - name: api
     environments:
@@ -110,6 +110,14 @@ access:
         )
         return next(m for m in self.slack.messages(CHANNEL) if needle in json.dumps(m.blocks))
 
+    def audited(self, action: str, timeout: float = 10) -> None:
+        """Wait until an audit row for `action` landed (rows are written after the reply)."""
+        assert self.runtime is not None
+        deadline = time.monotonic() + timeout
+        while not any(r.action == action for r in self.runtime.deps.audit.recent(limit=50)):
+            assert time.monotonic() < deadline, f"no audit row for {action}"
+            time.sleep(0.05)
+
     def remote_log(self) -> str:
         return _git("--git-dir", str(self.bare), "log", "-1", "--format=%an <%ae>%n%B")
 
@@ -145,27 +153,33 @@ def test_promote_without_approval_commits_syncs_and_keeps_comments(world: World)
 
 def test_prod_needs_another_person_to_approve(world: World) -> None:
     with world.bot() as w:
-        w.say("promote api --to prod --from dev")
+        w.say("promote api --to prod --from dev", user="U0BOSS")
         card = w.card("promotion_approve")
         assert "1.4.1" in json.dumps(card.blocks)
         assert "1.4.3" in json.dumps(card.blocks)
         assert w.sender is not None
-        w.sender.click(card, "promotion_approve", user_id="U0ALICE", user_name="alice")
+        w.sender.click(card, "promotion_approve", user_id="U0BOSS", user_name="boss")  # own request
         w.slack.wait_for(
-            lambda f: any("someone else" in m.text + json.dumps(m.blocks) for m in f.ephemeral("U0ALICE"))
+            lambda f: any("someone else" in m.text + json.dumps(m.blocks) for m in f.ephemeral("U0BOSS"))
         )
+        w.sender.click(card, "promotion_approve", user_id="U0ALICE", user_name="alice")  # not an approver
+        w.slack.wait_for(lambda f: any("Not allowed" in m.text for m in f.ephemeral("U0ALICE")))
         assert "promote api to prod" not in w.remote_log()
-        w.sender.click(card, "promotion_approve", user_id="U0BOSS", user_name="boss")
+        w.sender.click(card, "promotion_approve", user_id="U0CAROL", user_name="carol")
         w.card("Deploy: *Succeeded*")
+        w.audited("promotion_approve")
+        time.sleep(0.2)  # the successful approval's row lands right after the denied ones
         log = w.remote_log()
         assert "promote api to prod" in log
         assert "Approved-by:" in log
-        assert "U0BOSS" in log
+        assert "U0CAROL" in log
         assert w.argocd.requests("/api/v1/applications/api-prod/sync")
         rows = w.runtime.deps.audit.recent(limit=10)  # type: ignore[union-attr]
         promotion_id = log.split("Audit-Id:", 1)[1].split()[0]
         linked = [r for r in rows if promotion_id in r.detail]
         assert {r.action for r in linked} >= {"promote", "promotion_approve"}
+        outcomes = sorted(r.outcome for r in rows if r.action == "promotion_approve")
+        assert outcomes == ["denied", "denied", "ok"]
 
 
 def test_reject_records_the_reason(world: World) -> None:
@@ -203,6 +217,7 @@ def test_expired_request_edits_the_card(world: World) -> None:
     with world.bot() as w:
         w.say("promote api --to prod --from dev")
         w.card("promotion_approve")
+        w.audited("promote")  # the card's ts is stored once the request is answered
         assert w.runtime is not None
         deps = dataclasses.replace(w.runtime.deps, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
         promoter = w.runtime.promoter  # type: ignore[attr-defined]
