@@ -27,6 +27,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/argocd_scale.py
 	$(BIN)/python bench/flux_scale.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/promotion.py
+	$(BIN)/python bench/drift_scan.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -169,7 +169,7 @@ class FakeSlack:
         with self._state.lock:
             return list(self._state.warnings)
 
-    def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 5.0) -> None:
+    def wait_for(self, predicate: Callable[[FakeSlack], bool], timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
         while True:
             with self._state.lock:

@@ -92,7 +92,7 @@ def test_grants_are_scoped_per_environment(guarded: Bot) -> None:
     guarded.say("sync api prod", user="U0DEV")
     guarded.wait_ephemeral("Not allowed", user="U0DEV")
     guarded.say("sync api-prod", user="U0DEV")  # the bare Argo CD name is the same target
-    guarded.slack.wait_for(lambda f: guarded.ephemeral_text("U0DEV").count("Not allowed") >= 2, timeout=10)
+    guarded.slack.wait_for(lambda f: guarded.ephemeral_text("U0DEV").count("Not allowed") >= 2, timeout=20)
     guarded.say("sync api dev", user="U0DEV")
     guarded.wait_channel("Succeeded")
     assert not guarded.argocd.requests("/api/v1/applications/api-prod/sync")
@@ -123,7 +123,7 @@ def test_lock_blocks_sync_until_admin_forces_or_unlocks(guarded: Bot) -> None:
     status = guarded.wait_ephemeral("Healthy", user="U0DEPLOY")
     assert "release freeze" in status.split("Healthy", 1)[1]  # the lock shows in status
     guarded.say("sync api prod --force", user="U0DEPLOY")  # --force is for admins only
-    guarded.slack.wait_for(lambda f: "--force" in guarded.ephemeral_text("U0DEPLOY"), timeout=10)
+    guarded.slack.wait_for(lambda f: "--force" in guarded.ephemeral_text("U0DEPLOY"), timeout=20)
     guarded.say("sync api prod --force", user="U0ADMIN")
     card = guarded.wait_channel("Succeeded")
     assert "overridden" in json.dumps(card.blocks)
@@ -196,7 +196,7 @@ def test_audit_query_answers_in_a_thread_with_more(guarded: Bot) -> None:
     )
     guarded.say("audit api --env prod", user="U0VIEW")
     parent = guarded.wait_channel("Audit")
-    guarded.slack.wait_for(lambda f: any(m.thread_ts == parent.ts for m in f.messages(CHANNEL)), timeout=10)
+    guarded.slack.wait_for(lambda f: any(m.thread_ts == parent.ts for m in f.messages(CHANNEL)), timeout=20)
     first = next(m for m in guarded.slack.messages(CHANNEL) if m.thread_ts == parent.ts)
     assert "n44" in json.dumps(first.blocks)  # newest first
     assert "n0" not in json.dumps(first.blocks)

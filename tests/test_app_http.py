@@ -24,7 +24,7 @@ def _text_of(blocks: list[dict[str, object]]) -> str:
     return json.dumps(blocks)
 
 
-def _wait_rows(runtime_db: AuditStore, count: int, timeout: float = 5.0) -> None:
+def _wait_rows(runtime_db: AuditStore, count: int, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while runtime_db.count() < count:
         assert time.monotonic() < deadline, f"expected {count} audit rows, have {runtime_db.count()}"
@@ -170,15 +170,15 @@ def test_health_ready_and_metrics(bot: BotFactory) -> None:
     runtime, sender = bot()
     sender.slash("help")
     base = f"http://127.0.0.1:{runtime.server.port}"
-    with urllib.request.urlopen(f"{base}/healthz", timeout=5) as r:
+    with urllib.request.urlopen(f"{base}/healthz", timeout=15) as r:
         assert r.status == 200
-    with urllib.request.urlopen(f"{base}/readyz", timeout=5) as r:
+    with urllib.request.urlopen(f"{base}/readyz", timeout=15) as r:
         ready = json.loads(r.read())
     assert ready["status"] == "ready"
     assert ready["checks"] == {"config": True, "database": True}
     assert ready["mode"] == "http"
     _wait_rows(runtime.deps.audit, 1)
-    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as r:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=15) as r:
         text = r.read().decode()
     assert 'gitops_bot_commands_total{outcome="ok",subcommand="help"} 1.0' in text
     assert "gitops_bot_ack_latency_seconds_bucket" in text

@@ -63,18 +63,18 @@ class Bot:
     def ephemeral_text(self, user: str = "U0ALICE") -> str:
         return "\n".join(m.text + json.dumps(m.blocks) for m in self.slack.ephemeral(user))
 
-    def wait_ephemeral(self, needle: str, user: str = "U0ALICE", timeout: float = 10) -> str:
+    def wait_ephemeral(self, needle: str, user: str = "U0ALICE", timeout: float = 20) -> str:
         self.slack.wait_for(lambda f: needle in self.ephemeral_text(user), timeout=timeout)
         return self.ephemeral_text(user)
 
-    def wait_channel(self, needle: str, timeout: float = 15) -> Message:
+    def wait_channel(self, needle: str, timeout: float = 25) -> Message:
         def found(fake: FakeSlack) -> bool:
             return any(needle in m.text for m in fake.messages(CHANNEL))
 
         self.slack.wait_for(found, timeout=timeout)
         return next(m for m in self.slack.messages(CHANNEL) if needle in m.text)
 
-    def audit_rows(self, count: int, timeout: float = 10) -> list[object]:
+    def audit_rows(self, count: int, timeout: float = 20) -> list[object]:
         deadline = time.monotonic() + timeout
         while self.runtime.deps.audit.count() < count:
             assert time.monotonic() < deadline, f"audit rows: {self.runtime.deps.audit.count()} < {count}"
@@ -300,7 +300,7 @@ def test_whoami_and_readyz_show_the_argocd_version(gitops: Bot) -> None:
     gitops.say("whoami")
     assert "v3.6.0+sandbox" in gitops.wait_ephemeral("v3.6.0+sandbox")
     url = f"http://127.0.0.1:{gitops.runtime.server.port}/readyz"
-    with urllib.request.urlopen(url, timeout=5) as response:
+    with urllib.request.urlopen(url, timeout=15) as response:
         ready = json.loads(response.read())
     assert ready["backends"] == {"argocd:main": "v3.6.0+sandbox"}
     assert [r.path for r in gitops.argocd.requests("/api/version")]  # asked at start (and cached)

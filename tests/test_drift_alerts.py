@@ -173,6 +173,6 @@ def test_drift_command_lists_open_incidents_and_buttons_work(drift: Drift) -> No
             lambda f: "Acknowledged by" in json.dumps(f.messages(ALERTS)[0].blocks), timeout=10
         )
         sender.click(drift.top_level()[0], "drift_snooze_1h", user_id="U0BOB")
-        drift.slack.wait_for(lambda f: "Snoozed" in json.dumps(f.messages(ALERTS)[0].blocks), timeout=10)
+        drift.slack.wait_for(lambda f: "Snoozed" in json.dumps(f.messages(ALERTS)[0].blocks), timeout=20)
         rows = runtime.deps.audit.recent(limit=5)
         assert {"drift_ack", "drift_snooze_1h"} <= {r.action for r in rows}

@@ -39,11 +39,11 @@ class Bot:
     def ephemeral_text(self, user: str = "U0ALICE") -> str:
         return "\n".join(m.text + json.dumps(m.blocks) for m in self.slack.ephemeral(user))
 
-    def wait_ephemeral(self, needle: str, user: str = "U0ALICE", timeout: float = 15) -> str:
+    def wait_ephemeral(self, needle: str, user: str = "U0ALICE", timeout: float = 25) -> str:
         self.slack.wait_for(lambda f: needle in self.ephemeral_text(user), timeout=timeout)
         return self.ephemeral_text(user)
 
-    def wait_channel(self, needle: str, timeout: float = 20) -> Message:
+    def wait_channel(self, needle: str, timeout: float = 30) -> Message:
         self.slack.wait_for(lambda f: any(needle in m.text for m in f.messages(CHANNEL)), timeout=timeout)
         return next(m for m in self.slack.messages(CHANNEL) if needle in m.text)
 

@@ -104,7 +104,7 @@ access:
             == 200
         )
 
-    def card(self, needle: str, timeout: float = 20) -> Message:
+    def card(self, needle: str, timeout: float = 30) -> Message:
         self.slack.wait_for(
             lambda f: any(needle in json.dumps(m.blocks) for m in f.messages(CHANNEL)), timeout
         )
