@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
@@ -47,12 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="HTTP port for /slack/events and health (default: server.port)")
     run.add_argument("--host", help="address to listen on (default: server.host)")
     sub.add_parser("check-config", parents=[common], help="validate the configuration and print a summary")
+    demo = sub.add_parser(
+        "demo", help="try every feature in this terminal: a sandbox with fake Slack, Argo CD and Flux"
+    )
+    demo.add_argument(
+        "--script",
+        metavar="FILE",
+        type=Path,
+        help="replay console lines from FILE (expect: lines check output)",
+    )
     add_audit_commands(sub, common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "demo":  # the demo brings its own config and never reads the operator's
+        return _demo(args.script)
     env = dict(process_environ() if environ is None else environ)  # read once, here, and handed down
     try:
         loaded = _load(getattr(args, "config", None), env)
@@ -78,7 +90,28 @@ def _print_problems(exc: ConfigError, out: TextIO) -> None:
         print(f"  - {problem}", file=out)
 
 
+def _demo(script: Path | None) -> int:
+    # Imported here: the sandbox is only needed by the demo, not by the bot serving Slack.
+    from bot.demo import run_demo
+
+    return run_demo(script=script)
+
+
+def _no_slack_at_all(loaded: LoadedConfig) -> bool:
+    """Nothing about Slack is set: someone trying the bot out, not an operator missing one secret."""
+    secrets = loaded.secrets
+    return not (secrets.slack_bot_token or secrets.slack_app_token or secrets.slack_signing_secret)
+
+
 def _run(loaded: LoadedConfig, *, port: int | None, host: str | None) -> int:
+    if _no_slack_at_all(loaded):
+        print(
+            "SLACK_BOT_TOKEN is not set, so this is the local demo (fake Slack, Argo CD and Flux); to connect "
+            "a real workspace, export SLACK_BOT_TOKEN and SLACK_APP_TOKEN or SLACK_SIGNING_SECRET (README: "
+            "Running it)",
+            flush=True,
+        )
+        return _demo(None)
     missing = missing_slack_settings(loaded)
     if missing:
         print("gitops-bot cannot start: these settings are missing from the environment:", file=sys.stderr)

@@ -21,7 +21,7 @@ OperationPhase = str  # "Running" | "Terminating" | "Succeeded" | "Failed" | "Er
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class AppRef:
     """Where an app lives. Argo CD: instance + name (+ app namespace, project).
     Flux: cluster + namespace + name + kind (Kustomization / HelmRelease)."""
@@ -43,7 +43,7 @@ class AppRef:
         return "/".join(p for p in parts if p)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Condition:
     type: str
     message: str = ""
@@ -51,7 +51,7 @@ class Condition:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceStatus:
     kind: str
     name: str
@@ -66,7 +66,7 @@ class ResourceStatus:
         return "/".join(p for p in (self.group, self.kind, self.namespace, self.name) if p)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Operation:
     """The last or current sync / reconcile."""
 
@@ -93,7 +93,7 @@ class Operation:
         return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppStatus:
     ref: AppRef
     sync: SyncState = "Unknown"
@@ -120,7 +120,7 @@ class AppStatus:
         return self.sync == "Synced" and self.health == "Healthy"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SyncRequest:
     prune: bool = False
     dry_run: bool = False
@@ -129,7 +129,7 @@ class SyncRequest:
     initiated_by: str | None = None  # Slack user, recorded on the operation where the backend allows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     id: str  # Argo CD history id, or a Git commit SHA for Flux
     revision: str
@@ -141,7 +141,7 @@ class HistoryEntry:
     current: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ResourceChange:
     """One resource's before/after as plain objects (None: absent on that side)."""
 
@@ -157,7 +157,7 @@ class ResourceChange:
         return "/".join(p for p in (self.group, self.kind, self.namespace, self.name) if p)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AppDiff:
     ref: AppRef
     changes: tuple[ResourceChange, ...] = ()
@@ -166,7 +166,7 @@ class AppDiff:
     to_revision: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RollbackPlan:
     """What a rollback would do, shown on the confirm card before anything changes."""
 

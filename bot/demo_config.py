@@ -1,0 +1,162 @@
+"""What the demo's sandbox world contains: the deploy repository's files, the people, the bot's config.
+
+Pure data and text builders (no I/O), so the world's shape can be read in one place and tested.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+ENVIRONMENTS = ("dev", "staging", "prod")
+WEB_TAGS = {"dev": "1.4.3", "staging": "1.4.2", "prod": "1.4.1"}
+API_TAGS = {"dev": "2.1.0", "staging": "2.0.3", "prod": "2.0.3"}
+WEB_IMAGE = "registry.example.com/web"
+API_IMAGE = "registry.example.com/api"
+DEPLOYS_CHANNEL = "C0DEPLOYS"
+ALERTS_CHANNEL = "C0ALERTS"
+CHANNEL_NAMES = {DEPLOYS_CHANNEL: "deploys", ALERTS_CHANNEL: "gitops-alerts"}
+FLUX_CLUSTER = "sandbox"
+ARGOCD_INSTANCE = "main"
+DRIFT_SECONDS = 20  # the background scan's period: often enough to notice while you type
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    id: str
+    name: str
+    real_name: str
+    roles: str  # shown by the console's `help`; the config below is what grants them
+
+
+USERS = (
+    DemoUser("U0ALICE", "alice", "Alice Example", "deployer everywhere"),
+    DemoUser("U0BOB", "bob", "Bob Example", "deployer + approver of prod"),
+    DemoUser("U0CAROL", "carol", "Carol Example", "admin"),
+)
+
+
+def web_path(env: str) -> str:
+    return f"apps/web/overlays/{env}"
+
+
+def api_path(env: str) -> str:
+    return f"apps/api/{env}"
+
+
+def _overlay(image: str, tag: str, replicas: int, resources: str) -> str:
+    return (
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources:\n  - {resources}\n"
+        f'images:\n  - name: {image}\n    newTag: "{tag}"  # promotions edit this line\n'
+        f"replicas:\n  - name: {image.rsplit('/', 1)[-1]}\n    count: {replicas}\n"
+    )
+
+
+def _deployment(name: str, image: str, tag: str, replicas: int) -> str:
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata:\n  name: {name}\n  namespace: apps\n"
+        f"spec:\n  replicas: {replicas}\n  template:\n    spec:\n      containers:\n"
+        f"        - name: {name}\n          image: {image}:{tag}\n"
+    )
+
+
+def repository_files() -> dict[str, str]:
+    """The deploy repository's first commit: web overlays (Argo CD) and api directories (Flux)."""
+    files = {
+        "README.md": "Deploy repository of the gitops-bot demo: one directory per app and environment.\n",
+        "apps/web/base/kustomization.yaml": "resources:\n  - deployment.yaml\n",
+        "apps/web/base/deployment.yaml": _deployment("web", WEB_IMAGE, "latest", 2),
+    }
+    for env in ENVIRONMENTS:
+        files[f"{web_path(env)}/kustomization.yaml"] = _overlay(WEB_IMAGE, WEB_TAGS[env], 2, "../../base")
+        # The fake kustomize-controller reads plain manifests and skips kustomization.yaml.
+        files[f"{api_path(env)}/kustomization.yaml"] = _overlay(
+            API_IMAGE, API_TAGS[env], 2, "deployment.yaml"
+        )
+        files[f"{api_path(env)}/deployment.yaml"] = _deployment(f"api-{env}", API_IMAGE, API_TAGS[env], 2)
+    return files
+
+
+def staging_change() -> tuple[str, str, str]:
+    """A commit waiting in Git for web-staging, so `diff` and `sync` have something to show."""
+    content = _overlay(WEB_IMAGE, WEB_TAGS["staging"], 3, "../../base")
+    return f"{web_path('staging')}/kustomization.yaml", content, "web: 3 replicas in staging"
+
+
+def _targets(app: str, backend: str) -> str:
+    lines = []
+    for env in ENVIRONMENTS:
+        if backend == "argocd":
+            where = f"instance: {ARGOCD_INSTANCE}, name: {app}-{env}, project: {app}, path: {web_path(env)}"
+        else:
+            where = (
+                f"instance: {FLUX_CLUSTER}, name: {app}-{env}, namespace: flux-system, path: {api_path(env)}"
+            )
+        lines.append(f"      {env}: {{backend: {backend}, {where}, repository: deploy}}")
+    return "\n".join(lines)
+
+
+def config_yaml(*, root: Path, argocd_url: str, kubeconfig: Path, bare: Path) -> str:
+    """The bot's configuration, as an operator would write it (see examples/gitops-bot.yaml)."""
+    alice, bob, carol = (user.id for user in USERS)
+    return f"""
+slack:
+  alerts_channel: {ALERTS_CHANNEL}
+server:
+  workers: 4
+  queue_limit: 32
+  shutdown_timeout: 2s
+argocd:
+  - name: {ARGOCD_INSTANCE}
+    url: {argocd_url}
+    token_env: ARGOCD_TOKEN
+    timeouts: {{connect: 2, read: 10}}
+flux:
+  - name: {FLUX_CLUSTER}
+    kubeconfig: {kubeconfig}
+    context: sandbox
+repositories:
+  - name: deploy
+    url: file://{bare}
+    branch: main
+    commit_identity: {{name: gitops-bot, email: gitops-bot@example.com}}
+git:
+  cache_dir: {root / "git-cache"}
+environments:
+  - name: dev
+  - name: staging
+  - name: prod
+    approvals_required: 1
+    approvers: {{users: [{bob}]}}
+    approval_timeout: 1h
+apps:
+  - name: web
+    environments:
+{_targets("web", "argocd")}
+    promotion: {{file: kustomization.yaml, images: [{WEB_IMAGE}]}}
+  - name: api
+    environments:
+{_targets("api", "flux")}
+    promotion: {{file: kustomization.yaml, images: [{API_IMAGE}]}}
+access:
+  grants:
+    - role: deployer
+      users: [{alice}, {bob}]
+    - role: approver
+      users: [{bob}]
+    - role: admin
+      users: [{carol}]
+drift:
+  interval: {DRIFT_SECONDS}s
+  jitter: 0s
+  channel: {ALERTS_CHANNEL}
+operations:
+  sync_timeout: 60s
+audit:
+  database: {root / "audit.db"}
+logging:
+  level: INFO
+"""
