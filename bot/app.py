@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,10 +36,11 @@ from handlers.exec_drift import drift_executor
 from handlers.exec_gitops import gitops_executors
 from handlers.exec_promote import Promoter, promote_executor
 from services.access import AccessPolicy, CachedGroupDirectory
-from services.audit import AuditStore
+from services.audit import AuditEvent, AuditStore
 from services.backend import GitOpsBackend
 from services.db import Database
 from services.drift_store import IncidentStore
+from services.errors import GitOpsBotError
 from services.jobs import JobRunner
 from services.leader import Leadership, build_leadership, default_identity
 from services.metrics import Metrics
@@ -49,6 +51,7 @@ from services.replay import ReplayGuard
 log = logging.getLogger(__name__)
 
 Mode = Literal["socket", "http"]
+SYSTEM_USER = "gitops-bot"  # audit rows the bot writes on its own behalf (shutdown)
 
 
 class StartupError(Exception):
@@ -111,21 +114,60 @@ class Runtime:
         return self
 
     def stop(self) -> None:
+        """Graceful shutdown (SIGTERM): take no new work, let running jobs finish, close cleanly.
+
+        New Slack requests get 503 at once (and /readyz turns 503, so Kubernetes stops routing);
+        /healthz keeps answering while running jobs get up to `server.shutdown_timeout`. A job
+        still unfinished at that deadline is recorded in the audit trail as interrupted, then
+        the database is closed (its WAL checkpointed) and the process may exit.
+        """
         if self._stopped:
             return
         self._stopped = True
         self.router.accepting = False
         if self.socket_handler is not None:
             self.socket_handler.close()  # type: ignore[no-untyped-call]
-        finished = self.deps.jobs.close(timeout=self.loaded.settings.server.shutdown_timeout.total_seconds())
-        if not finished:
-            log.warning("shutdown timeout: background jobs were still running")
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=False)  # no new drift scans or reminders while draining
+        timeout = self.loaded.settings.server.shutdown_timeout.total_seconds()
+        log.info("shutting down", extra={"jobs": self.deps.jobs.running(), "timeout_s": timeout})
+        finished = self.deps.jobs.close(timeout=timeout)
         if self.leadership is not None:
             self.leadership.stop()
         self.server.stop()
-        self.database.close()
+        # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
+        # add its own row after its interrupted one (it finds the database closed instead).
+        with self.database.lock:
+            if not finished:
+                self._record_interrupted(timeout)
+            self.database.close()
+        log.info("stopped")
+
+    def _record_interrupted(self, timeout: float) -> None:
+        """One `shutdown` row (outcome `error`) per job unfinished at the deadline."""
+        now = time.monotonic()
+        jobs = self.deps.jobs.unfinished()
+        log.warning("shutdown timeout: jobs interrupted", extra={"jobs": [j.name for j in jobs]})
+        for job in jobs:
+            if job.started is None:
+                state = "was queued and never started"
+            else:
+                state = f"was still running after {now - job.started:.0f}s"
+            event = AuditEvent(
+                user_id=SYSTEM_USER,
+                user_name=SYSTEM_USER,
+                command=job.name,
+                action="shutdown",
+                outcome="error",
+                detail=f"interrupted: {job.name} {state} when the shutdown timeout ({timeout:g}s) ran out",
+                # The request's correlation id: its log lines say who asked for what.
+                correlation_id=job.correlation_id,
+                duration_ms=int((now - job.accepted) * 1000),
+            )
+            try:
+                self.deps.audit.append(event)
+            except GitOpsBotError:
+                log.error("audit row could not be written", extra={"action": "shutdown"})
 
 
 def build_runtime(

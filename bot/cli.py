@@ -106,9 +106,9 @@ def _no_slack_at_all(loaded: LoadedConfig) -> bool:
 def _run(loaded: LoadedConfig, *, port: int | None, host: str | None) -> int:
     if _no_slack_at_all(loaded):
         print(
-            "SLACK_BOT_TOKEN is not set, so this is the local demo (fake Slack, Argo CD and Flux); to connect "
-            "a real workspace, export SLACK_BOT_TOKEN and SLACK_APP_TOKEN or SLACK_SIGNING_SECRET (README: "
-            "Running it)",
+            "SLACK_BOT_TOKEN is not set, so this is the local demo (fake Slack, Argo CD and Flux); "
+            "to connect a real workspace, export SLACK_BOT_TOKEN and SLACK_APP_TOKEN or "
+            "SLACK_SIGNING_SECRET (README: Running it)",
             flush=True,
         )
         return _demo(None)

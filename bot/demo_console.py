@@ -19,17 +19,20 @@ REPLY_WAIT_SECONDS = 2.0  # after a command, wait this long for the bot's first 
 MAX_SLEEP_SECONDS = 60.0
 
 HELP = (
-    "Console commands (everything else you type goes nowhere):",
+    "Console commands:",
     "  /gitops TEXT        the slash command, as the current user in #deploys (try /gitops help)",
     "  N                   click button [N] as the current user (Slack's confirm dialog counts as OK)",
     "  /reason TEXT        text for the reason box of the next button you click (e.g. Reject)",
     "  /as NAME            act as alice, bob or carol",
-    "  break NAME          change NAME behind Git's back (web-dev … web-prod: Argo CD; api-dev … api-prod: Flux)",
+    "  break NAME          change NAME behind Git's back (web-ENV: Argo CD apps; api-ENV: Flux objects)",
     "  fix NAME            undo that",
     "  scan                run a drift scan now (alerts go to #gitops-alerts)",
     "  autoscan on|off     the background drift scan, every 20 s (on unless replaying a script)",
-    "  world               what the sandbox holds        logs    the bot's last log lines",
-    "  sleep SECONDS       wait (for scripts)            help    this list        quit    leave (also Ctrl-D)",
+    "  world               what the sandbox holds (ENV: dev, staging, prod)",
+    "  logs [N]            the bot's last N log lines (JSON, as in production)",
+    "  sleep SECONDS       wait (for scripts)",
+    "  help                this list",
+    "  quit                leave (also Ctrl-D); the sandbox is stopped and deleted",
 )
 
 
@@ -51,14 +54,18 @@ class Console:
             return True
         word, _, rest = line.partition(" ")
         rest = rest.strip()
-        if line.isdigit():
-            return self.click(int(line))
         action = self._commands().get(word.lower())
+        if line.isdigit():
+            action, rest = self.click_text, line
         if action is None:
             hint = f" (did you mean /gitops {line}?)" if not line.startswith("/") else ""
             self.say(f"unknown console command: {word}{hint}; type help")
             return False
-        return action(rest)
+        try:
+            return action(rest)
+        except Exception as exc:  # one failed line (a timeout, a refused connection) must not end the session
+            self.say(f"could not do {line!r}: {type(exc).__name__}: {exc}")
+            return False
 
     def _commands(self) -> dict[str, Callable[[str], bool]]:
         return {
@@ -87,23 +94,33 @@ class Console:
                 text, user_id=self.user.id, user_name=self.user.name, channel_id=DEPLOYS_CHANNEL
             )
             if sent.status == 200:
-                self._hide_late_ack(calls, sent.json_body or {})
+                self._show_ack_if_it_stays(calls, sent.json_body or {})
         if sent.status != 200:
             self.say(f"Slack could not deliver the command: HTTP {sent.status} {sent.body[:200]}")
             return False
         self.output.wait_change(mark, REPLY_WAIT_SECONDS)
         return True
 
-    def _hide_late_ack(self, calls: int, ack: dict[str, object]) -> None:
-        """Slack shows a command's ack before any reply; the sandbox records it once the HTTP answer is
-        read, which can be after the bot already replied (or deleted it). Such a late ack is not shown."""
-        methods = [call.method for call in self.world.slack.recorded()[calls:]]
-        if "ack" not in methods or "response_url" not in methods[: methods.index("ack")]:
-            return
+    def _show_ack_if_it_stays(self, calls: int, ack: dict[str, object]) -> None:
+        """Slack shows a command's ack at once and the bot replaces or deletes it when the answer is
+        ready. The sandbox records the ack only once the HTTP answer is read, which can be after the
+        bot already answered: such a late ack is never shown. Any other ack is shown only if it stays
+        a moment, so a quick answer prints once instead of "working…" and then the answer."""
+        ack_message = None
         for message in reversed(self.world.slack.ephemeral(self.user.id)):
             if message.channel == DEPLOYS_CHANNEL and message.text == ack.get("text") and not message.edited:
-                self.feed.forget(message)
-                return
+                ack_message = message
+                break
+        if ack_message is None:
+            return
+        methods = [call.method for call in self.world.slack.recorded()[calls:]]
+        if "ack" in methods and "response_url" in methods[: methods.index("ack")]:
+            self.feed.forget(ack_message)
+        else:
+            self.feed.hold(ack_message)
+
+    def click_text(self, text: str) -> bool:
+        return self.click(int(text))
 
     def click(self, number: int) -> bool:
         ref = self.feed.button(number)
@@ -201,7 +218,7 @@ class Console:
         self.say(f"background drift scan: {'on' if self.world.autoscan() else 'off'}")
         return True
 
-    # -- the console itself -----------------------------------------------------------------------------------
+    # -- the console itself ------------------------------------------------------------------------------
 
     def show_world(self, _rest: str) -> bool:
         self.say(*self.world.describe())

@@ -8,6 +8,7 @@ script runner's `expect:` lines search.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -16,12 +17,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from bot.demo_render import Style, render_message, text_lines
+from bot.demo_render import Style, changed_lines, render_message, text_lines
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_models import Message
 
+log = logging.getLogger(__name__)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 POLL_SECONDS = 0.1
+COMPACT_EDITS_OVER = 12  # lines: an edit of a longer message shows only what changed
+TITLE_CHARS = 60
+ACK_GRACE_SECONDS = 0.5  # a command's "working…" ack replaced or deleted this fast is not worth printing
 FILE_PREVIEW_LINES = 12
 
 
@@ -111,6 +116,8 @@ class Feed:
         self.channels = tuple(channels)
         self._lock = threading.RLock()
         self._versions: dict[tuple[str, str], int] = {}
+        self._shown: dict[tuple[str, str], list[str]] = {}  # the body last printed, to compact edits
+        self._held: dict[tuple[str, str], tuple[int, float]] = {}  # version not to print before a time
         self._numbers: dict[tuple[str, str, str, str], int] = {}
         self._buttons: dict[int, ButtonRef] = {}
         self._stop = threading.Event()
@@ -129,7 +136,10 @@ class Feed:
 
     def _loop(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
-            self.poll()
+            try:
+                self.poll()
+            except Exception:  # one bad message must not silence the console for good
+                log.exception("the demo console could not print a Slack message")
 
     @contextmanager
     def paused(self) -> Iterator[None]:
@@ -141,6 +151,11 @@ class Feed:
         """Never print this version of `message` (its later edits still print)."""
         with self._lock:
             self._versions[(message.channel, message.ts)] = len(message.history)
+
+    def hold(self, message: Message, seconds: float = ACK_GRACE_SECONDS) -> None:
+        """Print this version of `message` only if it is still there, unchanged, after `seconds`."""
+        with self._lock:
+            self._held[(message.channel, message.ts)] = (len(message.history), time.monotonic() + seconds)
 
     def button(self, number: int) -> ButtonRef | None:
         with self._lock:
@@ -155,11 +170,14 @@ class Feed:
             found += self.slack.ephemeral()
             found.sort(key=lambda m: tuple(int(part) for part in m.ts.split(".")))
             printed = 0
+            now = time.monotonic()
+            present = {(m.channel, m.ts) for m in found}
+            self._held = {k: v for k, v in self._held.items() if k in present and v[1] > now}
             for message in found:
                 key = (message.channel, message.ts)
                 version = len(message.history)
                 before = self._versions.get(key)
-                if before == version:
+                if before == version or self._held.get(key, (None, 0.0))[0] == version:
                     continue
                 self._versions[key] = version
                 self.output.emit(self._render(message, edited=before is not None))
@@ -174,7 +192,7 @@ class Feed:
         if message.ephemeral:
             meta.append(f"only @{self.names.get(message.visible_to or '', message.visible_to)} sees this")
         if reply:
-            meta.append("in thread")
+            meta.append(f"in the thread of “{self._title(message.channel, message.thread_ts or '')}”")
         if edited:
             meta.append("(edited)")
         indent = "    " if reply else "  "
@@ -184,10 +202,20 @@ class Feed:
             return self._number(message, button)
 
         body = render_message(message.text, message.blocks, names=self.names, style=style, number=number)
+        before = self._shown.get((message.channel, message.ts))
+        self._shown[(message.channel, message.ts)] = body
+        if edited and before and len(body) > COMPACT_EDITS_OVER:
+            body = changed_lines(before, body, elided=style.dim("…"))
         lines = ["", (indent[:-2] if reply else "") + head]
         lines += [indent + line if line else "" for line in body]
         lines += [indent + line for line in self._files(message)]
         return lines
+
+    def _title(self, channel: str, ts: str) -> str:
+        """The first line of a thread's parent message, as printed, to say which thread a reply is in."""
+        shown = self._shown.get((channel, ts))
+        title = _ANSI.sub("", shown[0]).strip() if shown else ts
+        return title if len(title) <= TITLE_CHARS else title[: TITLE_CHARS - 1] + "…"
 
     def _number(self, message: Message, button: Mapping[str, Any]) -> int:
         action_id = str(button.get("action_id", ""))

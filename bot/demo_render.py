@@ -7,6 +7,7 @@ choices (`[1] Approve  [2] Reject`) that the console maps back to the button it 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -149,7 +150,8 @@ def text_lines(obj: Any, names: Mapping[str, str], style: Style) -> list[str]:
 
 def columns(cells: Sequence[list[str]]) -> list[str]:
     """Section fields as Slack lays them out: two per row, the left column padded to one width."""
-    lefts = cells[0::2]
+    # Only left cells with a neighbour set the width: a lone last field may be as long as it likes.
+    lefts = cells[0 : len(cells) - 1 : 2]
     width = min(max((visible_len(line) for cell in lefts for line in cell), default=0), MAX_LEFT_COLUMN)
     rows: list[str] = []
     for index in range(0, len(cells), 2):
@@ -256,14 +258,18 @@ def render_message(
     return lines
 
 
-def buttons_of(blocks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The clickable buttons (no link buttons), in the order `render_message` numbers them."""
-    found: list[Mapping[str, Any]] = []
-    for block in blocks:
-        candidates = list(block.get("elements") or []) if block.get("type") == "actions" else []
-        if block.get("type") == "section" and isinstance(block.get("accessory"), Mapping):
-            candidates.append(block["accessory"])
-        found += [
-            e for e in candidates if isinstance(e, Mapping) and e.get("type") == "button" and not e.get("url")
-        ]
-    return found
+def changed_lines(old: Sequence[str], new: Sequence[str], *, elided: str = "…") -> list[str]:
+    """An edited message, short: its first line (the title), then only lines that are new or changed,
+    with `elided` standing for each run of unchanged ones. Removed lines are not shown."""
+    shown: list[str] = []
+    matcher = difflib.SequenceMatcher(a=list(old), b=list(new), autojunk=False)
+    for tag, _i1, _i2, j1, j2 in matcher.get_opcodes():
+        if tag in ("replace", "insert"):
+            shown += new[j1:j2]
+        elif tag == "equal":
+            if j1 == 0:
+                shown.append(new[0])
+                j1 = 1
+            if j2 > j1 and (not shown or shown[-1] != elided):
+                shown.append(elided)
+    return shown

@@ -3,7 +3,8 @@
 A script is one console line per line, plus:
 
     # a comment                 ignored, as are blank lines
-    expect: TEXT                wait until TEXT was printed since the previous command (else exit 1)
+    expect: TEXT                wait until TEXT was printed since the previous command (else exit 1);
+                                spaces and line breaks count as one space, colours do not count
     timeout: SECONDS            how long the following `expect:` lines wait (default 20)
 """
 

@@ -21,6 +21,7 @@ from typing import IO
 
 from bot.app import Runtime, build_runtime
 from bot.config import parse_config_text
+from bot.demo_bridge import ArgoBridge
 from bot.demo_config import (
     ALERTS_CHANNEL,
     ARGOCD_INSTANCE,
@@ -64,7 +65,8 @@ class DemoWorld:
         self.slack = FakeSlack(bot_token="xoxb-demo-" + secrets.token_hex(8))
         self.argocd = FakeArgoCD(operation_seconds=1.0, tick=0.05)
         self.kube = FakeKubernetes(tick=0.05, reconcile_seconds=0.5)
-        self.bare = self.work = root
+        self.bare = root / "git" / "deploy.git"  # where make_deploy_repo puts them
+        self.work = root / "git" / "deploy"
         self._runtime: Runtime | None = None
         self._sender: SlackSender | None = None
         self.log_path = root / "bot.log"
@@ -100,9 +102,11 @@ class DemoWorld:
     def _build(self) -> None:
         self._closers.append(lambda: shutil.rmtree(self.root, ignore_errors=True))
         self.bare, self.work = make_deploy_repo(self.root / "git", repository_files())
-        path, content, message = staging_change()
-        commit_file(self.work, path, content, message)
         self._start_argocd()
+        bridge = ArgoBridge(self.bare, self.root / "bridge", self.argocd).start()
+        self._closers.append(bridge.stop)
+        path, content, message = staging_change()
+        commit_file(self.work, path, content, message)  # the bridge gives web-staging this revision
         kubeconfig = self._start_flux()
         self._start_slack()
         signing_secret = secrets.token_hex(16)
@@ -119,7 +123,7 @@ class DemoWorld:
         self._log_to_file(Redactor(loaded.secrets.values()))
         # Short poll intervals, as the transcript tests use: a sync's progress shows within a second.
         argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.2)
-        repos = RepoCache(
+        repos = RepoCache(  # Flux's own clone cache: two RepoCaches must not share a directory
             self.root / "flux-cache", loaded.settings.repositories, loaded.secrets.git_credentials
         )
         flux = build_flux_backends(loaded.settings, loaded.secrets, repos, poll_interval=0.2)
@@ -148,8 +152,6 @@ class DemoWorld:
                 labels={"app": "web", "env": env},
                 images=(f"{WEB_IMAGE}:{WEB_TAGS[env]}",),
             )
-        _path, _content, message = staging_change()
-        self.argocd.push_revision("web-staging", replicas=3, message=message)
 
     def _start_flux(self) -> Path:
         self.kube.start()
@@ -250,6 +252,8 @@ class DemoWorld:
         )
         with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 - local fake
             reply.read()
+        # Like `flux reconcile`, return once the controller answered: a scan right after sees the result.
+        self.kube.wait_idle(timeout=10)
 
     def scan(self) -> int:
         """One drift scan now; returns how many Slack calls it made."""
@@ -283,9 +287,8 @@ class DemoWorld:
         for env in ENVIRONMENTS:
             lines.append(f"  web-{env}: Argo CD app '{ARGOCD_INSTANCE}/web-{env}', Git path {web_path(env)}")
         for env in ENVIRONMENTS:
-            lines.append(
-                f"  api-{env}: Flux Kustomization '{FLUX_CLUSTER}/flux-system/api-{env}', Git path {api_path(env)}"
-            )
+            where = f"'{FLUX_CLUSTER}/flux-system/api-{env}', Git path {api_path(env)}"
+            lines.append(f"  api-{env}: Flux Kustomization {where}")
         lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, drift alerts)")
         lines.append(f"bot log: {self.log_path}")
         return lines

@@ -18,6 +18,8 @@ ACTION_ACK = "drift_ack"
 
 def duration_text(start: datetime, end: datetime) -> str:
     minutes = max(0, int((end - start).total_seconds() // 60))
+    if minutes == 0:
+        return "under a minute"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
 
@@ -36,14 +38,19 @@ def incident_card(incident: Incident, *, now: datetime) -> Reply:
     if incident.resources:
         blocks.append(section("\n".join(f"• `{escape(r)}`" for r in incident.resources[:10])))
     seen = f"first seen {incident.first_seen:%Y-%m-%d %H:%M} UTC · last seen {incident.last_seen:%H:%M} UTC"
-    seen += f" · seen in {incident.count} scans"
+    seen += f" · seen in {incident.count} scan{'s' if incident.count != 1 else ''}"
     if incident.flap_count:
         seen += f" · flapped {incident.flap_count}×"
     notes = [seen]
     if incident.acknowledged_by:
         notes.append(msg.DRIFT_ACKED.format(user=escape(incident.acknowledged_by)))
     if incident.snoozed_until and incident.snoozed_until > now:
-        notes.append(msg.DRIFT_SNOOZED.format(until=f"{incident.snoozed_until:%Y-%m-%d %H:%M}", user="…"))
+        notes.append(
+            msg.DRIFT_SNOOZED.format(
+                until=f"{incident.snoozed_until:%Y-%m-%d %H:%M}",
+                user=escape(incident.snoozed_by or "someone"),
+            )
+        )
     if resolved and incident.resolved_at:
         notes.append(
             msg.DRIFT_RESOLVED.format(duration=duration_text(incident.first_seen, incident.resolved_at))

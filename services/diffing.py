@@ -76,8 +76,10 @@ def render_changes(changes: Sequence[ResourceChange]) -> RenderedDiff:
     views: list[ResourceDiffView] = []
     pairs: list[Pair] = []
     for change in changes:
-        live = None if change.live is None else strip_noise(change.live)
-        target = None if change.target is None else strip_noise(change.target)
+        # Keys sorted on both sides: live objects come back in the API server's order, so a field
+        # order that differs from the manifest's must not show up as a change.
+        live = None if change.live is None else _sorted(strip_noise(change.live))
+        target = None if change.target is None else _sorted(strip_noise(change.target))
         view = _view(change, live, target)
         if view is not None:  # the summary describes exactly what is shown
             views.append(view)
@@ -109,3 +111,11 @@ __all__ = [
     "summarize_unified",
     "to_yaml",
 ]
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value

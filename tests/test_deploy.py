@@ -1,0 +1,438 @@
+"""deploy/: the kustomize base and overlays render, validate against Kubernetes' schemas, and keep
+their promises (probes, non-root, read-only root, least-privilege RBAC, narrow egress, no secrets).
+
+`build` is a small `kustomize build` for what these manifests use: resources (files and
+directories), configMapGenerator (with kustomize v5's name hash), patches (strategic merge on a
+Deployment, matched by kind, name and namespace), namespace, labels and images. Anything else in a
+kustomization.yaml fails the test rather than being silently ignored; when kubectl is installed,
+its built-in kustomize must render exactly the same objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from bot.config import parse_config_text
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOY = ROOT / "deploy"
+FLUX_CRDS = Path("/work/shared/contracts/flux")
+# The oldest minor still in common support and the newest the validator ships.
+K8S_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
+OVERLAYS = ("socket-mode", "http-mode")
+TARGETS = ("base", *OVERLAYS)
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
+              "volumeMounts": "mountPath", "ports": "containerPort"}  # fmt: skip
+SUPPORTED = {"apiVersion", "kind", "namespace", "labels", "resources", "configMapGenerator", "patches", "images"}
+Obj = dict[str, Any]
+
+
+# -- the renderer ----------------------------------------------------------------------------------
+
+
+def _load_all(path: Path) -> list[Obj]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def _key(obj: Obj) -> tuple[str, str, str, str]:
+    meta = obj["metadata"]
+    return obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"]
+
+
+def _config_map_hash(data: dict[str, str]) -> str:
+    # kustomize v5 (api/hasher) hashes {"data", "kind", "name"} as Go's json.Marshal writes it;
+    # its kyaml lookup of "metadata/name" finds nothing, so the name it hashes is "".
+    text = json.dumps({"data": data, "kind": "ConfigMap", "name": ""}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)  # fmt: skip
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return hashlib.sha256(text.encode()).hexdigest()[:10].translate(str.maketrans("013ae", "ghkmt"))
+
+
+def _merge(base: Any, patch: Any) -> Any:
+    """Strategic merge patch for the fields a Deployment patch touches."""
+    if not (isinstance(base, dict) and isinstance(patch, dict)):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(base)
+    for field, value in patch.items():
+        if value is None:
+            out.pop(field, None)
+        elif isinstance(value, list) and field in MERGE_KEYS and isinstance(out.get(field), list):
+            key, merged, new = MERGE_KEYS[field], list(out[field]), []
+            for item in value:
+                at = [i for i, old in enumerate(merged) if old.get(key) == item.get(key)]
+                if at:
+                    merged[at[0]] = _merge(merged[at[0]], item)
+                else:
+                    new.append(copy.deepcopy(item))
+            out[field] = new + merged  # kustomize's kyaml puts new list items first
+        elif field in out:
+            out[field] = _merge(out[field], value)
+        else:
+            out[field] = copy.deepcopy(value)
+    return out
+
+
+def _pod_templates(obj: Obj) -> list[Obj]:
+    return [obj["spec"]["template"]] if obj["kind"] == "Deployment" else []
+
+
+def build(directory: Path) -> list[Obj]:
+    kust = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    assert set(kust) <= SUPPORTED, f"{directory}: not modelled by this test: {set(kust) - SUPPORTED}"
+    objects: list[Obj] = []
+    for entry in kust.get("resources", []):
+        path = directory / entry
+        objects += build(path) if path.is_dir() else _load_all(path)
+    renamed: dict[str, str] = {}
+    for gen in kust.get("configMapGenerator", []):
+        assert set(gen) == {"name", "files"}, gen
+        data = {Path(f).name: (directory / f).read_text() for f in gen["files"]}
+        renamed[gen["name"]] = f"{gen['name']}-{_config_map_hash(data)}"
+        objects.append({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data})
+    # Transformer order as in kustomize: patches, namespace, labels, images, then generator names.
+    for entry in kust.get("patches", []):
+        assert set(entry) == {"path"}, f"only strategic merge patches from a file: {entry}"
+        [patch] = _load_all(directory / entry["path"])
+        assert patch["kind"] == "Deployment"
+        targets = [i for i, o in enumerate(objects) if _key(o) == _key(patch)]
+        assert len(targets) == 1, f"no unique target for {_key(patch)}"
+        objects[targets[0]] = _merge(objects[targets[0]], patch)
+    namespace = kust.get("namespace")
+    for obj in objects:
+        if namespace and obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"]["namespace"] = namespace
+        if namespace and obj["kind"] == "Namespace":
+            assert obj["metadata"]["name"] == namespace, "renaming a Namespace is not modelled"
+        for subject in obj.get("subjects", []):
+            assert subject.get("namespace") == namespace, "write binding subjects' namespace out"
+    for entry in kust.get("labels", []):
+        assert entry.get("includeSelectors") is False, "selector labels are not modelled"
+        for obj in objects:
+            obj["metadata"].setdefault("labels", {}).update(entry["pairs"])
+            if entry.get("includeTemplates"):
+                for template in _pod_templates(obj):
+                    template.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
+    for image in kust.get("images", []):
+        for obj in objects:
+            for template in _pod_templates(obj):
+                for container in template["spec"]["containers"]:
+                    if re.split(r"[:@]", container["image"])[0] == image["name"]:
+                        container["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
+    for obj in objects:
+        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] in renamed:
+            obj["metadata"]["name"] = renamed[obj["metadata"]["name"]]
+        for template in _pod_templates(obj):
+            for volume in template["spec"].get("volumes", []):
+                if "configMap" in volume:
+                    volume["configMap"]["name"] = renamed.get(volume["configMap"]["name"], volume["configMap"]["name"])
+    return objects
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[Obj]]:
+    return {"base": build(DEPLOY / "base"), **{o: build(DEPLOY / "overlays" / o) for o in OVERLAYS}}
+
+
+def _one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"{kind} {name or ''}: {len(found)} found"
+    return found[0]
+
+
+def _container(objects: list[Obj]) -> Obj:
+    [container] = _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def _env(objects: list[Obj]) -> dict[str, Obj]:
+    return {e["name"]: e for e in _container(objects)["env"]}
+
+
+def _config(objects: list[Obj]) -> Any:
+    data = _one(objects, "ConfigMap")["data"]["gitops-bot.yaml"]
+    return parse_config_text(data, environ={"ARGOCD_TOKEN": "t", "GIT_TOKEN": "t"}).settings
+
+
+# -- rendering and schemas ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_rendered_object_validates_against_the_kubernetes_schemas(
+    rendered: dict[str, list[Obj]], target: str
+) -> None:
+    objects = rendered[target]
+    assert len({_key(o) for o in objects}) == len(objects), "duplicate objects"
+    for obj in objects:
+        for version in K8S_VERSIONS:
+            # strict: unknown fields are errors, as with kubectl's server-side field validation.
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (with its built-in kustomize) not installed")
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_renderer_agrees_with_kubectl_kustomize(rendered: dict[str, list[Obj]], target: str) -> None:
+    directory = DEPLOY / "base" if target == "base" else DEPLOY / "overlays" / target
+    done = subprocess.run(["kubectl", "kustomize", str(directory)], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    if done.returncode != 0 and "unknown command" in done.stderr:
+        pytest.skip("this kubectl has no kustomize")
+    assert done.returncode == 0, done.stderr
+    theirs = {_key(o): o for o in yaml.safe_load_all(done.stdout) if o}
+    assert {_key(o): o for o in rendered[target]} == theirs
+
+
+@pytest.mark.skipif(not FLUX_CRDS.is_dir(), reason="the Flux CRDs (shared/contracts/flux) are not here")
+def test_the_flux_example_validates_against_the_flux_crds() -> None:
+    crds = {}
+    for path in FLUX_CRDS.glob("*.yaml"):
+        for crd in _load_all(path):
+            for version in crd["spec"]["versions"]:
+                api = f"{crd['spec']['group']}/{version['name']}"
+                crds[api, crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
+    objects = _load_all(DEPLOY / "examples" / "flux-sync.yaml")
+    for obj in objects:
+        schema = crds[obj["apiVersion"], obj["kind"]]
+        jsonschema.Draft7Validator(schema).validate(obj)
+        assert not _unknown_fields(obj, schema), "fields the API server would reject"
+    kustomization = _one(objects, "Kustomization")
+    assert (ROOT / kustomization["spec"]["path"] / "kustomization.yaml").exists()
+
+
+def _unknown_fields(data: Any, schema: Obj, path: str = "") -> list[str]:
+    """Keys a structural schema does not declare (what strict field validation refuses)."""
+    if isinstance(data, list) and "items" in schema:
+        return [u for i, item in enumerate(data) for u in _unknown_fields(item, schema["items"], f"{path}[{i}]")]
+    if not isinstance(data, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if "properties" not in schema:
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            return [u for k, v in data.items() for u in _unknown_fields(v, extra, f"{path}.{k}")]
+        return []
+    props = schema["properties"]
+    unknown = [f"{path}.{k}" for k in data if k not in props]
+    return unknown + [u for k, v in data.items() if k in props for u in _unknown_fields(v, props[k], f"{path}.{k}")]
+
+
+# -- the pod -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_probes_security_and_volumes(rendered: dict[str, list[Obj]], target: str) -> None:
+    objects = rendered[target]
+    deployment = _one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = _container(objects)
+    settings = _config(objects)
+    [port] = container["ports"]
+    assert port["containerPort"] == settings.server.port
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": port["name"]}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001  # the Dockerfile's USER
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+    assert "memory" in container["resources"]["limits"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"]
+    assert _one(objects, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    config_map = _one(objects, "ConfigMap", volumes[mounts["/config"]]["configMap"]["name"])
+    assert _env(objects)["GITOPS_BOT_CONFIG"]["value"] == "/config/" + next(iter(config_map["data"]))
+    assert str(settings.audit.database).startswith("/data/")
+    assert str(settings.git.cache_dir).startswith("/data/")
+    # One SQLite writer: a single replica, the old pod gone before the new one opens the file.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert pod["enableServiceLinks"] is False  # no GITOPS_BOT_PORT=tcp://… injected by a Service
+    assert ":" in container["image"]
+    assert not container["image"].endswith(":latest")
+
+
+@pytest.mark.parametrize("target", OVERLAYS)
+def test_graceful_shutdown_fits_in_the_grace_period(rendered: dict[str, list[Obj]], target: str) -> None:
+    pod = _one(rendered[target], "Deployment")["spec"]["template"]["spec"]
+    timeout = _config(rendered[target]).server.shutdown_timeout.total_seconds()
+    # The bot needs the timeout plus a few seconds to record interrupted jobs and close the database.
+    assert pod["terminationGracePeriodSeconds"] >= timeout + 10
+
+
+@pytest.mark.parametrize(("target", "mode_var", "other"), [("socket-mode", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"),
+                                                           ("http-mode", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")])  # fmt: skip
+def test_secrets_come_from_the_secret_and_the_overlay_picks_the_mode(
+    rendered: dict[str, list[Obj]], target: str, mode_var: str, other: str
+) -> None:
+    objects = rendered[target]
+    env = _env(objects)
+    container = _container(objects)
+    assert "envFrom" not in container, "named keys only: a stray SLACK_APP_TOKEN would switch the mode"
+    settings = _config(objects)
+    needed = {"SLACK_BOT_TOKEN", mode_var} | {a.token_env for a in settings.argocd}
+    needed |= {r.credentials_env for r in settings.repositories if r.credentials_env}
+    for name in needed:
+        assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "gitops-bot", name
+        assert env[name]["valueFrom"]["secretKeyRef"]["key"] == name
+    assert other not in env
+    assert all("value" not in e for e in env.values() if re.search(r"TOKEN|SECRET|PASSWORD", e["name"]))
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+
+
+def test_socket_mode_has_no_service_and_http_mode_publishes_only_slack_events(
+    rendered: dict[str, list[Obj]],
+) -> None:
+    assert not [o for o in rendered["socket-mode"] if o["kind"] in ("Service", "Ingress")]
+    objects = rendered["http-mode"]
+    service = _one(objects, "Service")
+    pod_labels = _one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    [port] = service["spec"]["ports"]
+    assert port["targetPort"] == _container(objects)["ports"][0]["name"]
+    [rule] = _one(objects, "Ingress")["spec"]["rules"]
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == ("/slack/events", "Exact")
+    assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": port["name"]}}
+    extra = _one(objects, "NetworkPolicy", "gitops-bot-ingress-controller")
+    assert [p for r in extra["spec"]["ingress"] for p in r["ports"]] == [{"protocol": "TCP", "port": 3000}]
+
+
+# -- RBAC and network ----------------------------------------------------------------------------------
+
+
+def test_rbac_is_exactly_what_the_bot_uses(rendered: dict[str, list[Obj]]) -> None:
+    objects = rendered["base"]
+    roles = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
+    assert sorted(r["kind"] for r in roles) == ["ClusterRole", "Role"]
+    for role in roles:
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames"):
+                assert "*" not in rule.get(field, []), f"{role['metadata']['name']}: wildcard in {field}"
+    cluster = {(g, r): set(rule["verbs"]) for rule in _one(objects, "ClusterRole")["rules"]
+               for g in rule["apiGroups"] for r in rule["resources"]}  # fmt: skip
+    flux = {"get", "list", "watch", "patch"}
+    assert cluster == {
+        ("kustomize.toolkit.fluxcd.io", "kustomizations"): flux,
+        ("helm.toolkit.fluxcd.io", "helmreleases"): flux,
+        ("source.toolkit.fluxcd.io", "gitrepositories"): flux,
+        ("source.toolkit.fluxcd.io", "ocirepositories"): flux,
+        ("source.toolkit.fluxcd.io", "helmrepositories"): flux,
+        ("source.toolkit.fluxcd.io", "helmcharts"): flux,
+        ("", "events"): {"list"},
+    }
+    settings = _config(objects)
+    role = _one(objects, "Role")
+    assert role["metadata"]["namespace"] == settings.leader.namespace
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"get", "create", "update"}
+    for rule in role["rules"]:
+        assert (rule["apiGroups"], rule["resources"]) == (["coordination.k8s.io"], ["leases"])
+        if rule["verbs"] != ["create"]:  # create cannot be limited by name; the rest is
+            assert rule["resourceNames"] == [settings.leader.lease_name]
+    account = _one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "gitops-bot"}]
+        bound = [r for r in roles if r["metadata"]["name"] == binding["roleRef"]["name"]]
+        assert [r["kind"] for r in bound] == [binding["roleRef"]["kind"]]
+
+
+def _ports(rules: list[Obj]) -> set[tuple[str, int]]:
+    return {(p.get("protocol", "TCP"), p["port"]) for rule in rules for p in rule["ports"]}
+
+
+def test_network_policy_allows_only_the_documented_traffic(rendered: dict[str, list[Obj]]) -> None:
+    policy = _one(rendered["base"], "NetworkPolicy")
+    spec = policy["spec"]
+    assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
+    assert spec["podSelector"]["matchLabels"].items() <= (
+        _one(rendered["base"], "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+    )
+    for rule in spec["egress"] + spec["ingress"]:
+        assert rule.get("ports"), "a rule without ports allows every port"
+        assert rule.get("to") or rule.get("from"), "a rule without peers allows everyone"
+    assert _ports(spec["egress"]) == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 6443)}
+    assert _ports(spec["ingress"]) == {("TCP", 3000)}
+    dns = [r for r in spec["egress"] if ("UDP", 53) in _ports([r])]
+    assert [_ports(dns)] == [{("UDP", 53), ("TCP", 53)}]
+    assert dns[0]["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    blocks = [peer["ipBlock"] for r in spec["egress"] for peer in r["to"] if "ipBlock" in peer]
+    internet = [b for b in blocks if b["cidr"] == "0.0.0.0/0"]
+    assert internet, "Slack and Git hosts"
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(internet[0]["except"])
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    for placeholder in (b["cidr"] for b in blocks if b is not internet[0]):
+        # Placeholders are documentation ranges (RFC 5737), and the guide says what to put there.
+        assert re.match(r"(192\.0\.2|198\.51\.100|203\.0\.113)\.", placeholder), placeholder
+        assert placeholder in guide
+
+
+# -- secrets and the guide -----------------------------------------------------------------------------
+
+TOKEN_SHAPES = re.compile(
+    r"xox[abpr]-\d|xapp-\d-|eyJ[\w-]{8,}\.eyJ|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_|glpat-|AKIA[0-9A-Z]{16}"
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----"
+)
+PLACEHOLDER = re.compile(r"REPLACE|CHANGE-?ME|EXAMPLE|<[^>]+>", re.IGNORECASE)
+
+
+def test_no_secret_values_are_committed() -> None:
+    files = [p for p in DEPLOY.rglob("*") if p.is_file()] + [ROOT / "docs" / "deploy.md"]
+    for path in files:
+        text = path.read_text()
+        assert not TOKEN_SHAPES.search(text), f"{path}: looks like a real credential"
+        if path.suffix != ".yaml":
+            continue
+        for obj in _load_all(path):
+            kind = obj.get("kind")  # deploy/base/gitops-bot.yaml is the bot's config, not an object
+            values = {**obj.get("data", {}), **obj.get("stringData", {})} if kind == "Secret" else {}
+            values |= obj.get("spec", {}).get("encryptedData", {}) if kind == "SealedSecret" else {}
+            for key, value in values.items():
+                assert PLACEHOLDER.search(str(value)), f"{path}: {key} is not an obvious placeholder"
+
+
+def test_the_secret_examples_provide_every_key_the_deployments_read(rendered: dict[str, list[Obj]]) -> None:
+    read = {e["valueFrom"]["secretKeyRef"]["key"] for o in OVERLAYS for e in _env(rendered[o]).values()
+            if "secretKeyRef" in e.get("valueFrom", {})}  # fmt: skip
+    examples = DEPLOY / "examples"
+    [secret] = _load_all(examples / "secret.yaml")
+    for version in K8S_VERSIONS:
+        kubernetes_validate.validate(secret, version, strict=True)
+    assert (secret["metadata"]["name"], set(secret["stringData"])) == ("gitops-bot", read)
+    [external] = _load_all(examples / "externalsecret.yaml")
+    assert external["apiVersion"].startswith("external-secrets.io/")
+    assert external["spec"]["target"]["name"] == "gitops-bot"
+    assert {d["secretKey"] for d in external["spec"]["data"]} == read
+    [sealed] = _load_all(examples / "sealedsecret.yaml")
+    assert (sealed["apiVersion"], sealed["metadata"]["name"]) == ("bitnami.com/v1alpha1", "gitops-bot")
+    assert set(sealed["spec"]["encryptedData"]) == read
+    # Not in the base: applying an overlay must never overwrite the real Secret with placeholders.
+    assert not [o for t in TARGETS for o in rendered[t] if o["kind"] == "Secret"]
+
+
+def test_the_guide_gives_the_argo_cd_account_and_rbac_and_no_more() -> None:
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    for needle in ("accounts.gitops-bot: apiKey", "argocd account generate-token --account gitops-bot",
+                   "kubectl apply -k deploy/overlays/socket-mode", "kubectl apply -k deploy/overlays/http-mode"):  # fmt: skip
+        assert needle in guide, needle
+    policies = [[f.strip() for f in line.split(",")] for line in guide.splitlines() if line.startswith("p, role:gitops-bot")]
+    assert policies, "policy.csv lines for role:gitops-bot"
+    assert {p[2] for p in policies} == {"applications"}
+    assert {p[3] for p in policies} == {"get", "sync", "update", "override"}
+    assert all(p[5] == "allow" for p in policies)
+    assert "g, gitops-bot, role:gitops-bot" in guide

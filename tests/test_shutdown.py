@@ -1,0 +1,255 @@
+"""Graceful shutdown of the real process: `python -m bot.cli run`, then SIGTERM while a command works.
+
+The bot runs as a subprocess in HTTP mode against a FakeSlack and a FakeArgoCD whose every answer
+takes a while, so `/gitops status web` is still working when SIGTERM arrives. What Kubernetes
+relies on: the process exits 0 within `server.shutdown_timeout` (not when the slow job ends), new
+Slack requests get 503 (or find the port closed), and the audit database is closed cleanly with
+the job either finished or recorded as interrupted.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_client import SlackSender
+from services.audit import AuditStore
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT = 20.0
+
+
+@dataclass
+class BotProcess:
+    proc: subprocess.Popen[str]
+    lines: list[str] = field(default_factory=list)
+    port: int = 0
+
+    def pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def records(self) -> list[dict[str, object]]:
+        out = []
+        for line in list(self.lines):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+        return out
+
+
+def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def _jobs_active(port: int) -> float:
+    _get(port, "/readyz")  # the gauge is refreshed by the readiness check
+    _status, text = _get(port, "/metrics")
+    for line in text.splitlines():
+        if line.startswith("gitops_bot_jobs_active"):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.fixture
+def argocd() -> Iterator[FakeArgoCD]:
+    fake = FakeArgoCD().start()
+    fake.add_app("web", project="shop")
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack(bot_token=BOT_TOKEN).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def start_bot(tmp_path: Path, slack: FakeSlack, argocd: FakeArgoCD) -> Iterator[Callable[[str], BotProcess]]:
+    started: list[BotProcess] = []
+
+    def start(shutdown_timeout: str) -> BotProcess:
+        config = tmp_path / "gitops-bot.yaml"
+        config.write_text(
+            f"server:\n  workers: 2\n  shutdown_timeout: {shutdown_timeout}\n"
+            f"audit:\n  database: {tmp_path / 'audit.db'}\n"
+            f"git:\n  cache_dir: {tmp_path / 'git'}\n"
+            "drift:\n  enabled: false\n"
+            f"argocd:\n  - name: main\n    url: {argocd.base_url}\n    token_env: ARGOCD_TOKEN\n"
+        )
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": slack.base_url,
+            "ARGOCD_TOKEN": JWT_TOKEN,
+        }
+        args = ["run", "--config", str(config), "--host", "127.0.0.1", "--port", "0"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        bot = BotProcess(proc)
+        started.append(bot)
+        threading.Thread(target=bot.pump, daemon=True).start()
+
+        def listening() -> bool:
+            assert proc.poll() is None, "the bot exited at start:\n" + "".join(bot.lines)
+            ports = [r["port"] for r in bot.records() if r.get("message") == "http server listening"]
+            bot.port = int(str(ports[0])) if ports else 0
+            return bool(ports)
+
+        _wait_for("the bot to listen", listening, START_TIMEOUT)
+        _wait_for("/readyz", lambda: _get(bot.port, "/readyz")[0] == 200, START_TIMEOUT)
+        return bot
+
+    yield start
+    for bot in started:
+        if bot.proc.poll() is None:
+            bot.proc.kill()
+            bot.proc.wait(timeout=10)
+
+
+def _slash_status(bot: BotProcess, slack: FakeSlack) -> None:
+    sender = SlackSender(f"http://127.0.0.1:{bot.port}/slack/events", SIGNING_SECRET, slack)
+    ack = sender.slash("status web")
+    assert ack.status == 200, ack.body
+    _wait_for("the status job to start", lambda: _jobs_active(bot.port) >= 1, 10)
+
+
+def _sigterm_and_refuse_new_work(bot: BotProcess, slack: FakeSlack) -> float:
+    """SIGTERM, then a new command must be refused (503) or find the port already closed."""
+    sent = time.monotonic()
+    bot.proc.send_signal(signal.SIGTERM)
+
+    def draining() -> bool:
+        try:
+            return _get(bot.port, "/readyz")[0] == 503
+        except OSError:
+            return True
+
+    _wait_for("/readyz to turn 503", draining, 5)
+    sender = SlackSender(f"http://127.0.0.1:{bot.port}/slack/events", SIGNING_SECRET, slack)
+    try:
+        late = sender.slash("help")
+    except OSError:  # connection refused: the server is already gone, equally fine
+        pass
+    else:
+        assert late.status == 503, late.body
+    return sent
+
+
+def _audit_rows(db: Path) -> list[sqlite3.Row]:
+    assert db.exists()
+    wal = db.with_name(db.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "the WAL was not checkpointed: database not closed"
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return list(conn.execute("SELECT * FROM audit_events ORDER BY id"))
+    finally:
+        conn.close()
+
+
+def _chain_ok(db: Path) -> None:
+    store = AuditStore(db)
+    try:
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+def test_sigterm_past_the_timeout_records_the_running_job_as_interrupted(
+    tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
+) -> None:
+    bot = start_bot("1s")
+    argocd.set_latency(5)  # every Argo CD answer takes 5 s: status outlives the 1 s shutdown timeout
+    _slash_status(bot, slack)
+    sent = _sigterm_and_refuse_new_work(bot, slack)
+
+    assert bot.proc.wait(timeout=15) == 0, "".join(bot.lines)
+    elapsed = time.monotonic() - sent
+    # The timeout plus closing down, not held until the 5 s request (and whatever follows) ends.
+    assert elapsed < 3.5, f"exit took {elapsed:.1f}s"
+
+    db = tmp_path / "audit.db"
+    rows = _audit_rows(db)
+    interrupted = [r for r in rows if r["action"] == "shutdown"]
+    assert len(interrupted) == 1, [dict(r) for r in rows]
+    row = interrupted[0]
+    assert row["outcome"] == "error"
+    assert row["detail"].startswith("interrupted: status was still running")
+    assert "shutdown timeout (1s)" in row["detail"]
+    assert row["command"] == "status"
+    assert len(row["correlation_id"]) == 8  # the request's id, to find its log lines
+    assert not [r for r in rows if r["action"] == "status"], "the job cannot also have finished"
+    _chain_ok(db)
+    logs = bot.records()
+    assert any(r.get("message") == "shutdown timeout: jobs interrupted" for r in logs)
+    assert any(r.get("message") == "stopped" for r in logs)
+
+
+def test_sigterm_within_the_timeout_lets_the_running_job_finish(
+    tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
+) -> None:
+    bot = start_bot("20s")
+    argocd.set_latency(0.5)
+    _slash_status(bot, slack)
+    sent = _sigterm_and_refuse_new_work(bot, slack)
+
+    assert bot.proc.wait(timeout=25) == 0, "".join(bot.lines)
+    assert time.monotonic() - sent < 15, "the process must exit once the job ends, not at the timeout"
+
+    db = tmp_path / "audit.db"
+    rows = _audit_rows(db)
+    finished = [r for r in rows if r["action"] == "status"]
+    assert [r["outcome"] for r in finished] == ["ok"], [dict(r) for r in rows]
+    assert finished[0]["target"] == "web"
+    assert not [r for r in rows if r["action"] == "shutdown"]
+    _chain_ok(db)
+    # The user got the answer in place of the "working…" ack, before the process went away.
+    shown = "\n".join(m.text + json.dumps(m.blocks) for m in slack.ephemeral("U0ALICE"))
+    assert "Healthy" in shown, shown
