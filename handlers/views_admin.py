@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from handlers import messages as msg
@@ -10,6 +11,7 @@ from services.audit import AuditEvent
 from services.locks import Lock
 
 ACTION_AUDIT_MORE = "audit_more"
+_SLACK_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")  # other rows (e.g. the bot's own) are not mentions
 
 _OUTCOME_ICON = {"ok": ":white_check_mark:", "denied": ":no_entry:", "failed": ":warning:", "error": ":boom:"}
 
@@ -56,7 +58,8 @@ def audit_page(events: Sequence[AuditEvent], *, filters: str, next_cursor: str |
         icon = _OUTCOME_ICON.get(event.outcome, "")
         target = f" `{escape(event.target)}`" if event.target else ""
         detail = f": {escape(truncate(event.detail, 120))}" if event.detail else ""
-        lines.append(f"{icon} {when} <@{escape(event.user_id)}> *{escape(event.action)}*{target}{detail}")
+        who = f"<@{event.user_id}>" if _SLACK_ID.match(event.user_id) else escape(event.user_id)
+        lines.append(f"{icon} {when} {who} *{escape(event.action)}*{target}{detail}")
     blocks: list[Block] = [section(f"*{title}*")]
     for start in range(0, len(lines), 10):
         blocks.append(section("\n".join(lines[start : start + 10])))

@@ -33,7 +33,22 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
     "audit",
     "whoami",
 )
-ACTION_NAMES: tuple[str, ...] = (*SUBCOMMAND_NAMES, "approve", "reject", "confirm", "snooze", "acknowledge")
+# Also every action name the audit trail records for buttons and the bot's own rows, so
+# `/gitops audit --action …` can find them.
+RECORDED_ACTIONS: tuple[str, ...] = (
+    "promotion_approve", "promotion_reject", "rollback_confirm", "rollback_cancel", "rollback_disable_autosync",
+    "hold_release", "drift_sync", "drift_diff", "drift_snooze_1h", "drift_snooze_24h", "drift_ack",
+    "audit_more", "click", "invalid", "shutdown",
+)  # fmt: skip
+ACTION_NAMES: tuple[str, ...] = (
+    *SUBCOMMAND_NAMES,
+    "approve",
+    "reject",
+    "confirm",
+    "snooze",
+    "acknowledge",
+    *RECORDED_ACTIONS,
+)
 
 _K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
 _ENV = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")

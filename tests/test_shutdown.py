@@ -28,6 +28,8 @@ from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 from services.audit import AuditStore
+from services.correlation import current_correlation_id, new_correlation_id
+from services.jobs import JobRunner
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -253,3 +255,57 @@ def test_sigterm_within_the_timeout_lets_the_running_job_finish(
     # The user got the answer in place of the "working…" ack, before the process went away.
     shown = "\n".join(m.text + json.dumps(m.blocks) for m in slack.ephemeral("U0ALICE"))
     assert "Healthy" in shown, shown
+
+
+# -- the pool's side of it, in-process -----------------------------------------------------------------
+
+
+def test_close_waits_for_running_jobs_and_then_refuses_new_ones() -> None:
+    jobs = JobRunner(workers=2, queue_limit=2)
+    release = threading.Event()
+
+    def sync() -> None:
+        release.wait(5)
+
+    assert jobs.submit(sync, name="sync")
+    threading.Timer(0.2, release.set).start()
+    assert jobs.close(timeout=5) is True
+    assert jobs.running() == []
+    assert not jobs.submit(lambda: None, name="late")
+    assert not jobs.has_capacity()
+
+
+def test_at_the_deadline_queued_jobs_never_start_and_all_unfinished_ones_are_listed() -> None:
+    jobs = JobRunner(workers=1, queue_limit=4)
+    release, started = threading.Event(), []
+    new_correlation_id()
+    cid = current_correlation_id()
+
+    def sync() -> None:
+        started.append("sync")
+        release.wait(5)
+
+    assert jobs.submit(sync, name="sync")
+    _wait_for("the first job to start", lambda: started == ["sync"], 5)
+    assert jobs.submit(lambda: started.append("promote"), name="promote")
+    assert jobs.running() == ["sync", "promote"]
+
+    before = time.monotonic()
+    assert jobs.close(timeout=0.2) is False
+    assert 0.15 < time.monotonic() - before < 2
+    unfinished = jobs.unfinished()
+    assert [(j.name, j.started is not None) for j in unfinished] == [("sync", True), ("promote", False)]
+    assert {j.correlation_id for j in unfinished} == {cid}  # the submitter's, for the audit row
+    release.set()  # the running job ends; the queued one must still not start
+    _wait_for("the running job to end", lambda: jobs.running() == ["promote"], 5)
+    time.sleep(0.1)
+    assert started == ["sync"]
+
+
+def test_workers_do_not_hold_the_interpreter_at_exit() -> None:
+    jobs = JobRunner(workers=1, queue_limit=1)
+    assert jobs.submit(lambda: time.sleep(0.5), name="slow")
+    threads = [t for t in threading.enumerate() if t.name.startswith("gitops-job")]
+    assert threads
+    assert all(t.daemon for t in threads)
+    jobs.close(timeout=5)
