@@ -37,8 +37,8 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
 # `/gitops audit --action …` can find them.
 RECORDED_ACTIONS: tuple[str, ...] = (
     "promotion_approve", "promotion_reject", "rollback_confirm", "rollback_cancel",
-    "rollback_disable_autosync", "hold_release", "drift_sync", "drift_diff", "drift_snooze_1h", "drift_snooze_24h", "drift_ack",
-    "audit_more", "click", "invalid", "shutdown",
+    "rollback_disable_autosync", "hold_release", "drift_sync", "drift_diff", "drift_snooze_1h",
+    "drift_snooze_24h", "drift_ack", "audit_more", "click", "invalid", "shutdown",
 )  # fmt: skip
 ACTION_NAMES: tuple[str, ...] = (
     *SUBCOMMAND_NAMES,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -174,5 +175,7 @@ def test_drift_command_lists_open_incidents_and_buttons_work(drift: Drift) -> No
         )
         sender.click(drift.top_level()[0], "drift_snooze_1h", user_id="U0BOB")
         drift.slack.wait_for(lambda f: "Snoozed" in json.dumps(f.messages(ALERTS)[0].blocks), timeout=20)
-        rows = runtime.deps.audit.recent(limit=5)
-        assert {"drift_ack", "drift_snooze_1h"} <= {r.action for r in rows}
+        deadline = time.monotonic() + 20  # the audit row is written just after the card is edited
+        while not {"drift_ack", "drift_snooze_1h"} <= {r.action for r in runtime.deps.audit.recent(limit=10)}:
+            assert time.monotonic() < deadline, "button clicks were not audited"
+            time.sleep(0.05)
