@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -60,9 +60,12 @@ class DriftJob:
             else:
                 for change in batch:
                     calls += self._post_new(channel, change)
-        for change in changes:
-            if change.kind != "new":
-                calls += self._edit(change)
+        edits = [c for c in changes if c.kind != "new"]
+        if edits:
+            # One read per scan: how many open incidents share each message (a digest is shared).
+            sharing = Counter(i.message_ts for i in self.store.open_incidents() if i.message_ts)
+            for change in edits:
+                calls += self._edit(change, sharing)
         return calls
 
     def _route(self, finding: Finding | None) -> str | None:
@@ -94,13 +97,14 @@ class DriftJob:
                 self.store.set_message(change.incident.id, channel=channel, ts=ts)
         return 1
 
-    def _edit(self, change: Change) -> int:
+    def _edit(self, change: Change, sharing: Counter[str]) -> int:
         incident = change.incident
         if not incident.message_ts or not incident.channel:
             return 0
         calls = 0
         now = self.deps.clock()
-        if self._is_single(incident.message_ts, incident.id):
+        others = sharing[incident.message_ts] - (1 if incident.is_open else 0)
+        if others == 0:  # a digest message is shared; it is not rewritten per incident
             calls += self._update(incident.channel, incident.message_ts, incident_card(incident, now=now))
         if change.kind == "resolved" and not change.quiet:
             took = duration_text(incident.first_seen, incident.resolved_at or now)
@@ -110,10 +114,6 @@ class DriftJob:
                 incident, msg.DRIFT_REOPENED.format(count=incident.flap_count) + f" ({incident.app})"
             )
         return calls
-
-    def _is_single(self, ts: str, incident_id: int) -> bool:
-        """A digest message is shared; it is not rewritten per incident."""
-        return sum(1 for i in self.store.open_incidents() if i.message_ts == ts and i.id != incident_id) == 0
 
     def _reachability(self, unreachable: Sequence[str], scanned: Sequence[str]) -> int:
         channel = self.deps.settings.drift_channel

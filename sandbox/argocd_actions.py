@@ -16,9 +16,9 @@ from sandbox.argocd_errors import (
     permission_denied,
 )
 from sandbox.argocd_http import Reply
-from sandbox.k8s_patch import PatchError, json_patch, merge_patch
 from sandbox.argocd_schema import PATCH_REQUEST, ROLLBACK_REQUEST, SYNC_REQUEST, BodySchema
 from sandbox.argocd_state import CONTROL_PLANE_NAMESPACE, USERNAME, AppRecord, Store, auto_sync_enabled
+from sandbox.k8s_patch import PatchError, json_patch, merge_patch
 
 
 def json_reply(data: Any, status: int = 200) -> Reply:

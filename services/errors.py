@@ -7,6 +7,16 @@ else as an internal error with a correlation id only.
 
 from __future__ import annotations
 
+import re
+
+THIRD_PARTY_TEXT = 300  # how much of another system's error text we keep and show
+
+
+def bound(text: str, limit: int = THIRD_PARTY_TEXT) -> str:
+    """Third-party text as one line of at most `limit` characters (proxies answer with HTML pages)."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
 
 class GitOpsBotError(Exception):
     """Base of every error the product raises on purpose."""

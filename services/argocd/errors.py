@@ -8,19 +8,14 @@ because the client scrubs it before building the error.
 from __future__ import annotations
 
 import json
-import re
 
-MAX_TEXT = 300
+from services.errors import THIRD_PARTY_TEXT, bound
+
+MAX_TEXT = THIRD_PARTY_TEXT
 
 _IN_PROGRESS = "another operation is already in progress"
 _AUTO_SYNC_ROLLBACK = "rollback cannot be initiated when auto-sync is enabled"
 _BAD_SELECTOR = "error parsing the selector"
-
-
-def bound(text: str, limit: int = MAX_TEXT) -> str:
-    """One line of at most `limit` characters (proxy pages arrive as multi-line HTML)."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class ArgoCDError(Exception):

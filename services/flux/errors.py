@@ -8,15 +8,10 @@ client before it gets here.
 from __future__ import annotations
 
 import json
-import re
 
-MAX_TEXT = 300
+from services.errors import THIRD_PARTY_TEXT, bound
 
-
-def bound(text: str, limit: int = MAX_TEXT) -> str:
-    """One line of at most `limit` characters (proxies answer with multi-line HTML)."""
-    flat = re.sub(r"\s+", " ", text).strip()
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+MAX_TEXT = THIRD_PARTY_TEXT
 
 
 class FluxError(Exception):
