@@ -211,7 +211,12 @@ class GitOpsBackend(Protocol):
     kind: BackendKind
     instance: str
 
-    def list_apps(self, *, selector: str | None = None, project: str | None = None) -> list[AppStatus]: ...
+    def list_apps(
+        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+    ) -> list[AppStatus]:
+        """One list request per kind. `deployed=True` also asks for what each app runs now where
+        the backend needs extra fields for it (drift classification); status lists stay lean."""
+        ...
 
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus: ...
 

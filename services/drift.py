@@ -115,7 +115,7 @@ def scan(
     for backend in backends:
         name = f"{backend.kind}:{backend.instance}"
         try:
-            statuses = backend.list_apps()
+            statuses = backend.list_apps(deployed=True)
         except BackendUnavailable as exc:
             log.warning("drift scan: %s unreachable: %s", name, exc)
             unreachable.append(name)

@@ -191,7 +191,9 @@ class FakeBackend:
         self.down = False
         self.calls = 0
 
-    def list_apps(self, *, selector: str | None = None, project: str | None = None) -> list[AppStatus]:
+    def list_apps(
+        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+    ) -> list[AppStatus]:
         self.calls += 1
         if self.down:
             raise BackendUnavailable(f"{self.kind}:{self.instance}", "connection refused")

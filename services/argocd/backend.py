@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from services.argocd import convert, plans
-from services.argocd.client import DEFAULT_LIST_FIELDS, NAME_FIELDS, ArgoCDClient
+from services.argocd.client import DEFAULT_LIST_FIELDS, DEPLOYED_FIELDS, NAME_FIELDS, ArgoCDClient
 from services.argocd.errors import ArgoCDError
 from services.argocd.payloads import (
     ApplicationPayload,
@@ -144,10 +144,15 @@ class ArgoCDBackend:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list_apps(self, *, selector: str | None = None, project: str | None = None) -> list[AppStatus]:
+    def list_apps(
+        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+    ) -> list[AppStatus]:
         with self._errors(None, "list"):
+            fields = self._list_fields
+            if deployed and fields is not None:
+                fields = (*fields, *DEPLOYED_FIELDS)
             payload = self.client.list_apps(
-                projects=(project,) if project else (), selector=selector, fields=self._list_fields
+                projects=(project,) if project else (), selector=selector, fields=fields
             )
         browser = self.settings.browser_url
         return [

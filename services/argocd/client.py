@@ -44,10 +44,11 @@ DEFAULT_LIST_FIELDS: tuple[str, ...] = (
     "items.status.operationState.phase",
     "items.status.operationState.startedAt",
     "items.status.operationState.finishedAt",
-    # Upstream quirk: this whitelisted key returns the operation's syncResult (the applied revision).
-    "items.status.operationState.operation.sync",
     "items.status.summary",
 )
+# Added for drift scans only: this whitelisted key returns the last operation's syncResult (an
+# upstream quirk), i.e. the revision that was applied — but with every resource, so it is heavy.
+DEPLOYED_FIELDS: tuple[str, ...] = ("items.status.operationState.operation.sync",)
 NAME_FIELDS: tuple[str, ...] = ("items.metadata.name", "items.metadata.namespace", "items.spec.project")
 
 Refresh = Literal["normal", "hard"]

@@ -173,7 +173,9 @@ class FluxBackend:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def list_apps(self, *, selector: str | None = None, project: str | None = None) -> list[AppStatus]:
+    def list_apps(
+        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+    ) -> list[AppStatus]:
         """One cluster-wide list per app kind and per source kind (Flux has no projects)."""
         if project is not None:
             return []
