@@ -1,28 +1,39 @@
 # The two commands the README starts with: `make run` and `make test`.
-# Each creates .venv and installs what it needs on a fresh machine.
+# Each creates .venv and installs what it needs on a fresh machine: `run` the package alone (trying
+# the demo needs no linters), `test` and `check` the package with its dev extras. Each install has
+# its own stamp, so `make test` after `make run` still adds the extras; both redo it when
+# pyproject.toml changes (new dependencies, a new version for `gitops-bot --version`).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
 
 .PHONY: run test check bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-run: $(STAMP)
+$(STAMP_RUN): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(STAMP_RUN)
+
+# The dev install includes the package: it satisfies `run` too.
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP_DEV) $(STAMP_RUN)
+
+run: $(STAMP_RUN)
 	$(BIN)/gitops-bot run $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP_DEV)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-check: $(STAMP)
+check: $(STAMP_DEV)
 	$(BIN)/python scripts/check.py
 
-bench: $(STAMP)
+bench: $(STAMP_RUN)
 	$(BIN)/python bench/ack_latency.py
 	$(BIN)/python bench/argocd_scale.py
 	$(BIN)/python bench/flux_scale.py

@@ -6,6 +6,8 @@ Nothing here runs at import time; `build_runtime` is called once by the CLI (or 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,10 +20,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 import handlers
+from bot import startup_checks
 from bot.config import LoadedConfig
+from bot.deliveries import DeliveryGuard, DuplicateFilter, OnceSocketModeHandler
 from bot.scheduler import build_scheduler
 from bot.server import SLACK_PATH, HttpServer, Router
 from bot.slack_client import build_web_client, group_members
@@ -35,27 +41,38 @@ from handlers.exec_audit import audit_executor
 from handlers.exec_drift import drift_executor
 from handlers.exec_gitops import gitops_executors
 from handlers.exec_promote import Promoter, promote_executor
+from handlers.recovery import Cutoff, recover
 from services.access import AccessPolicy, CachedGroupDirectory
-from services.audit import AuditEvent, AuditStore
+from services.audit import AuditStore
 from services.backend import GitOpsBackend
 from services.db import Database
 from services.drift_store import IncidentStore
-from services.errors import GitOpsBotError
+from services.inflight import InflightRequests
 from services.jobs import JobRunner
 from services.leader import Leadership, build_leadership, default_identity
 from services.metrics import Metrics
+from services.operations import GitOpsService
 from services.ratelimit import RateLimiter
 from services.redaction import Redactor
 from services.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
+HELPER_JOIN_SECONDS = 10.0
 
 Mode = Literal["socket", "http"]
-SYSTEM_USER = "gitops-bot"  # audit rows the bot writes on its own behalf (shutdown)
 
 
 class StartupError(Exception):
     """A problem that stops the bot from starting, worded for the operator (no traceback)."""
+
+
+class SlackCredentialsRefused(StartupError):
+    """Slack refused SLACK_BOT_TOKEN or SLACK_APP_TOKEN: a setting to fix, like a missing one."""
+
+
+def process_identity() -> str:
+    """This process among every one that ever used the database (host, pid, start time)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
 
 
 def version() -> str:
@@ -80,6 +97,10 @@ def missing_slack_settings(loaded: LoadedConfig) -> list[str]:
             "SLACK_SIGNING_SECRET: the signing secret from Basic Information (HTTP mode), "
             "or set SLACK_APP_TOKEN (xapp-…, connections:write) to use Socket Mode instead"
         )
+    app_token = secrets.slack_app_token
+    shape = startup_checks.app_token_problem(app_token.get_secret_value()) if app_token else None
+    if shape:
+        missing.append(shape)
     return missing
 
 
@@ -98,20 +119,67 @@ class Runtime:
     drift: DriftJob | None = None
     leadership: Leadership | None = None
     _stopped: bool = field(default=False, repr=False)
+    # Start-up work off the start path; joined at stop, so none outlives the database or is cut
+    # off by the interpreter's exit (a daemon thread waking then aborts the process).
+    _helpers: list[threading.Thread] = field(default_factory=list, repr=False)
 
     def start(self) -> Runtime:
+        inflight = self.deps.inflight
+        if inflight is not None:
+            # Requests an earlier process accepted and never finished (kill -9, OOM, node loss):
+            # read now, before anything new is accepted; closed off the start path (Slack calls).
+            left = inflight.left_behind()
+            if left:
+                self._helper(
+                    "recover-requests", lambda: recover(self.deps, self.app.client, left, why="restart")
+                )
         self.server.start()
         if self.leadership is not None:
             self.leadership.start()
         self.scheduler.start()
+        for warning in startup_checks.access_warnings(self.loaded.settings):
+            log.warning(warning)
         ops = self.deps.ops
         if ops is not None:
             # GET /api/version of each backend, off the start path: a slow Argo CD must not delay Slack.
-            threading.Thread(target=ops.versions, name="backend-versions", daemon=True).start()
+            self._helper("backend-versions", lambda: self._check_backends(ops))
         if self.socket_handler is not None:
-            self.socket_handler.connect()  # type: ignore[no-untyped-call]
-            log.info("connected to Slack in Socket Mode")
+            self._connect_socket(self.socket_handler)
         return self
+
+    def _helper(self, name: str, work: Callable[[], object]) -> None:
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        self._helpers.append(thread)
+        thread.start()
+
+    def warnings(self) -> list[str]:
+        """For /readyz: no access grants, backends that did not answer (readiness is unaffected)."""
+        ops = self.deps.ops
+        versions = ops.known_versions() if ops is not None else {}
+        found = startup_checks.access_warnings(self.loaded.settings)
+        return found + startup_checks.backend_warnings(versions)
+
+    def _check_backends(self, ops: GitOpsService) -> None:
+        for warning in startup_checks.backend_warnings(ops.versions()):
+            log.warning(warning)
+
+    def _connect_socket(self, handler: SocketModeHandler) -> None:
+        try:
+            handler.connect()  # type: ignore[no-untyped-call]
+        except SlackApiError as exc:
+            # apps.connections.open refused the app token: nothing could ever arrive.
+            code = str(exc.response.get("error") or "") if exc.response is not None else ""
+            self.stop()
+            raise SlackCredentialsRefused(startup_checks.app_token_refused(code)) from None
+        except OSError as exc:
+            self.stop()
+            reason = str(getattr(exc, "reason", exc))[:200]
+            raise StartupError(startup_checks.SOCKET_UNREACHABLE.format(reason=reason)) from None
+        # The client logs a failed WebSocket handshake and retries; it does not raise.
+        if handler.client.is_connected():
+            log.info("connected to Slack in Socket Mode")
+        else:
+            log.warning(startup_checks.SOCKET_NOT_UP)
 
     def stop(self) -> None:
         """Graceful shutdown (SIGTERM): take no new work, let running jobs finish, close cleanly.
@@ -135,39 +203,26 @@ class Runtime:
         if self.leadership is not None:
             self.leadership.stop()
         self.server.stop()
+        for helper in self._helpers:  # bounded: each waits on one request with its own timeout
+            helper.join(timeout=HELPER_JOIN_SECONDS)
         # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
         # add its own row after its interrupted one (it finds the database closed instead).
         with self.database.lock:
             if not finished:
-                self._record_interrupted(timeout)
+                self._record_interrupted()
             self.database.close()
         log.info("stopped")
 
-    def _record_interrupted(self, timeout: float) -> None:
-        """One `shutdown` row (outcome `error`) per job unfinished at the deadline."""
+    def _record_interrupted(self) -> None:
+        """Each request unfinished at the deadline gets its result row (its user and target, the
+        `started` row it ends) and its Slack message says the bot shut down before the end."""
         now = time.monotonic()
         jobs = self.deps.jobs.unfinished()
         log.warning("shutdown timeout: jobs interrupted", extra={"jobs": [j.name for j in jobs]})
-        for job in jobs:
-            if job.started is None:
-                state = "was queued and never started"
-            else:
-                state = f"was still running after {now - job.started:.0f}s"
-            event = AuditEvent(
-                user_id=SYSTEM_USER,
-                user_name=SYSTEM_USER,
-                command=job.name,
-                action="shutdown",
-                outcome="error",
-                detail=f"interrupted: {job.name} {state} when the shutdown timeout ({timeout:g}s) ran out",
-                # The request's correlation id: its log lines say who asked for what.
-                correlation_id=job.correlation_id,
-                duration_ms=int((now - job.accepted) * 1000),
-            )
-            try:
-                self.deps.audit.append(event)
-            except GitOpsBotError:
-                log.error("audit row could not be written", extra={"action": "shutdown"})
+        cutoffs = {j.correlation_id: Cutoff(None if j.started is None else now - j.started) for j in jobs}
+        inflight = self.deps.inflight
+        if inflight is not None:
+            recover(self.deps, self.app.client, inflight.mine(), why="shutdown", cutoffs=cutoffs)
 
 
 def build_runtime(
@@ -207,6 +262,7 @@ def build_runtime(
         ops=services.ops,
         locks=services.locks,
         redact=redact,
+        inflight=InflightRequests(database, owner=process_identity()),
         authz=Authorizer(policy, locks=services.locks, resolver=services.ops.resolver),
         rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
     )
@@ -223,18 +279,26 @@ def build_runtime(
     executors["drift"] = drift_executor(deps, services.incidents)
     executors.update(extra_executors or {})
     mode = slack_mode(loaded)
+    replay = ReplayGuard(database)
+    deliveries = DeliveryGuard(replay, audit)
     try:
-        app = create_slack_app(loaded, deps, mode, client, promoter=promoter, incidents=services.incidents)
+        app = create_slack_app(
+            loaded, deps, mode, client, promoter=promoter, incidents=services.incidents, deliveries=deliveries
+        )
     except Exception as exc:
         database.close()
         jobs.close(timeout=0)
+        if isinstance(exc, BoltError):  # auth.test refused the bot token
+            raise SlackCredentialsRefused(startup_checks.bot_token_refused(redact(str(exc)))) from None
         raise StartupError(f"Slack did not accept the bot's credentials: {redact(str(exc))}") from None
     socket_handler = None
     slack_wsgi = None
     if mode == "socket":
         token = loaded.secrets.slack_app_token
         assert token is not None
-        socket_handler = SocketModeHandler(app, token.get_secret_value(), web_client=app.client)
+        socket_handler = OnceSocketModeHandler(
+            app, token.get_secret_value(), web_client=app.client, guard=deliveries
+        )
     else:
         slack_wsgi = SlackRequestHandler(app, path=SLACK_PATH)
 
@@ -249,8 +313,13 @@ def build_runtime(
         slack=slack_wsgi,
         readiness=readiness,
         metrics=lambda: (metrics.render(), metrics.content_type),
-        info=lambda: {"version": deps.version, "mode": mode, "backends": services.ops.known_versions()},
-        first_seen=ReplayGuard(database).first_seen,
+        info=lambda: {
+            "version": deps.version,
+            "mode": mode,
+            "backends": services.ops.known_versions(),
+            "warnings": runtime.warnings(),
+        },
+        first_seen=replay.first_seen,
     )
     server = HttpServer(
         router,
@@ -274,6 +343,7 @@ def create_slack_app(
     *,
     promoter: Promoter | None = None,
     incidents: IncidentStore | None = None,
+    deliveries: DeliveryGuard | None = None,
 ) -> App:
     secrets = loaded.secrets
     signing = secrets.slack_signing_secret.get_secret_value() if secrets.slack_signing_secret else None
@@ -284,5 +354,7 @@ def create_slack_app(
         request_verification_enabled=mode == "http",
         logger=logging.getLogger("slack_bolt.gitops"),
     )
+    if deliveries is not None:
+        app.use(DuplicateFilter(deliveries))  # after Bolt's own middleware: only signed requests count
     handlers.register(app, deps, promoter=promoter, incidents=incidents)
     return app

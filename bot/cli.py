@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from bot.app import StartupError, build_runtime, missing_slack_settings, version
+from bot.app import SlackCredentialsRefused, StartupError, build_runtime, missing_slack_settings, version
 from bot.audit_cli import add_audit_commands, run_audit_command
 from bot.config import (
     ConfigError,
@@ -114,7 +114,7 @@ def _run(loaded: LoadedConfig, *, port: int | None, host: str | None) -> int:
         return _demo(None)
     missing = missing_slack_settings(loaded)
     if missing:
-        print("gitops-bot cannot start: these settings are missing from the environment:", file=sys.stderr)
+        print("gitops-bot cannot start: fix these settings in the environment:", file=sys.stderr)
         for line in missing:
             print(f"  - {line}", file=sys.stderr)
         print("Check the whole configuration with: gitops-bot check-config", file=sys.stderr)
@@ -122,6 +122,9 @@ def _run(loaded: LoadedConfig, *, port: int | None, host: str | None) -> int:
     configure_logging(loaded.settings.logging.level, Redactor(loaded.secrets.values()))
     try:
         runtime = build_runtime(loaded, port=port, host=host).start()
+    except SlackCredentialsRefused as exc:  # a setting to fix, like a missing one: same exit code
+        print(f"gitops-bot cannot start: {exc}", file=sys.stderr)
+        return EXIT_MISSING_SETTINGS
     except (StartupError, GitOpsBotError) as exc:
         print(f"gitops-bot cannot start: {exc}", file=sys.stderr)
         return EXIT_CONFIG

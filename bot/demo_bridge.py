@@ -1,10 +1,13 @@
 """Keeps the fake Argo CD in step with the demo's deploy repository.
 
-The fake Argo CD renders each app from its own in-memory Git, not from a repository on disk. A
-`post-receive` hook in the bare repository hands every push to this bridge and waits until it has
+The fake Argo CD renders each app from its own in-memory Git, not from a repository on disk. The
+bridge feeds that Git the deploy repository's real commits, so Argo CD reports the same SHAs,
+authors, dates and messages as `git log`: `upstream` gives the commits an app starts with, and a
+`post-receive` hook in the bare repository hands every push to the bridge and waits until it has
 been applied: a change to `apps/web/overlays/<env>/kustomization.yaml` becomes a new revision of
-the Argo CD app `web-<env>` (same image tag and replica count). Because the push only returns once
-the bridge is done, the sync the bot starts right after a promotion commit sees the new revision.
+the Argo CD app `web-<env>` (same image tag and replica count), named by the commit that made it.
+Because the push only returns once the bridge is done, the sync the bot starts right after a
+promotion commit sees the new revision.
 """
 
 from __future__ import annotations
@@ -14,13 +17,14 @@ import stat
 import sys
 import threading
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
 from bot.demo_config import ENVIRONMENTS, WEB_IMAGE, web_path
-from sandbox.argocd_fake import FakeArgoCD
+from sandbox.argocd_fake import FakeArgoCD, Upstream
 from sandbox.flux_git import GitError, git
 
 log = logging.getLogger(__name__)
@@ -86,20 +90,49 @@ class ArgoBridge:
                 continue
             old, new, _ref = parts
             for env in self._changed_envs(old, new):
-                overlay = self._overlay(new, env)
-                if overlay is None:
+                found = self._commits(env, new, limit=1)  # the newest commit that changed it
+                if not found or found[0].image is None:
                     continue
-                tag, replicas = overlay
-                subject, author = self._commit(new)
+                commit = found[0]
                 self.argocd.push_revision(
                     f"web-{env}",
-                    image=f"{WEB_IMAGE}:{tag}",
-                    replicas=replicas,
-                    message=subject,
-                    author=author,
+                    image=commit.image,
+                    replicas=commit.replicas,
+                    message=commit.message,
+                    author=commit.author,
+                    sha=commit.sha,
+                    date=commit.date,
                 )
                 updated.append(f"web-{env}")
         return updated
+
+    def upstream(self, env: str) -> list[Upstream]:
+        """The commits that changed web's overlay for `env`, oldest first, for `add_app(commits=…)`."""
+        return [c for c in reversed(self._commits(env, "main")) if c.image is not None]
+
+    def _commits(self, env: str, rev: str, *, limit: int | None = None) -> list[Upstream]:
+        """Commits up to `rev` that touched web's overlay for `env`, newest first."""
+        fmt = "--format=%H%x1f%an <%ae>%x1f%aI%x1f%B%x1e"
+        more = [f"-{limit}"] if limit else []
+        out = self._git("log", fmt, *more, rev, "--", f"{web_path(env)}/kustomization.yaml")
+        found: list[Upstream] = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\x1f")
+            if len(fields) != 4:
+                continue
+            sha, author, date, message = fields
+            overlay = self._overlay(sha, env)
+            found.append(
+                Upstream(
+                    sha=sha,
+                    author=author,
+                    date=_rfc3339(date),
+                    message=message.strip() or "update",
+                    image=f"{WEB_IMAGE}:{overlay[0]}" if overlay else None,
+                    replicas=overlay[1] if overlay else None,
+                )
+            )
+        return found
 
     def _changed_envs(self, old: str, new: str) -> list[str]:
         if old == ZERO_SHA:
@@ -119,15 +152,16 @@ class ArgoBridge:
         replicas = next((int(r.get("count", 2)) for r in data.get("replicas") or [] if _named(r, "web")), 2)
         return (tag, replicas) if tag else None
 
-    def _commit(self, sha: str) -> tuple[str, str]:
-        subject, _, author = self._git("log", "-1", "--format=%s%n%an <%ae>", sha).partition("\n")
-        return subject.strip() or "update", author.strip() or "gitops-bot <gitops-bot@example.com>"
-
     def _git(self, *args: str) -> str:
         try:
             return git("--git-dir", str(self.bare), *args)
         except GitError:
             return ""
+
+
+def _rfc3339(iso: str) -> str:
+    """Git's strict ISO date as Argo CD writes times: UTC, seconds, `Z`."""
+    return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _named(item: Any, name: str) -> bool:

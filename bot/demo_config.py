@@ -6,10 +6,18 @@ Pure data and text builders (no I/O), so the world's shape can be read in one pl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 ENVIRONMENTS = ("dev", "staging", "prod")
-WEB_TAGS = {"dev": "1.4.3", "staging": "1.4.2", "prod": "1.4.1"}
+# web's releases per environment, oldest first: the deploy repository's history, one commit each, and
+# the Argo CD apps' deployments (#1…#3). The last is what runs when the demo starts.
+WEB_RELEASES = {
+    "dev": ("1.4.1", "1.4.2", "1.4.3"),
+    "staging": ("1.4.0", "1.4.1", "1.4.2"),
+    "prod": ("1.3.9", "1.4.0", "1.4.1"),
+}
+WEB_TAGS = {env: tags[-1] for env, tags in WEB_RELEASES.items()}
 API_TAGS = {"dev": "2.1.0", "staging": "2.0.3", "prod": "2.0.3"}
 WEB_IMAGE = "registry.example.com/web"
 API_IMAGE = "registry.example.com/api"
@@ -63,6 +71,33 @@ def _deployment(name: str, image: str, tag: str, replicas: int) -> str:
     )
 
 
+@dataclass(frozen=True)
+class SeedCommit:
+    """One commit of the deploy repository's history before the demo starts."""
+
+    files: dict[str, str]
+    message: str
+    age: timedelta  # how long before the start it was made
+
+
+def repository_history() -> list[SeedCommit]:
+    """The deploy repository up to the demo's start, oldest first: everything at web's first
+    release, then each later release of web promoted environment by environment, an hour apart."""
+    rounds = len(WEB_RELEASES["dev"])
+    history = [
+        SeedCommit(repository_files(), "Deploy web and api to dev, staging and prod", timedelta(hours=rounds))
+    ]
+    for release in range(1, rounds):
+        for step, env in enumerate(ENVIRONMENTS):
+            tag = WEB_RELEASES[env][release]
+            overlay = _overlay(WEB_IMAGE, tag, 2, "../../base")
+            age = timedelta(hours=rounds - release, minutes=-10 * step)
+            history.append(
+                SeedCommit({f"{web_path(env)}/kustomization.yaml": overlay}, f"web {tag} in {env}", age)
+            )
+    return history
+
+
 def repository_files() -> dict[str, str]:
     """The deploy repository's first commit: web overlays (Argo CD) and api directories (Flux)."""
     files = {
@@ -71,7 +106,8 @@ def repository_files() -> dict[str, str]:
         "apps/web/base/deployment.yaml": _deployment("web", WEB_IMAGE, "latest", 2),
     }
     for env in ENVIRONMENTS:
-        files[f"{web_path(env)}/kustomization.yaml"] = _overlay(WEB_IMAGE, WEB_TAGS[env], 2, "../../base")
+        first = WEB_RELEASES[env][0]
+        files[f"{web_path(env)}/kustomization.yaml"] = _overlay(WEB_IMAGE, first, 2, "../../base")
         # The fake kustomize-controller reads plain manifests and skips kustomization.yaml.
         files[f"{api_path(env)}/kustomization.yaml"] = _overlay(
             API_IMAGE, API_TAGS[env], 2, "deployment.yaml"

@@ -34,6 +34,7 @@ EMOJI = MappingProxyType(
     {
         "arrow_forward": "▶️", "arrows_counterclockwise": "🔄", "boom": "💥", "double_vertical_bar": "⏸️",
         "electric_plug": "🔌", "grey_question": "❔", "hourglass": "⌛", "hourglass_flowing_sand": "⏳",
+        "inbox_tray": "📥",
         "large_blue_circle": "🔵", "large_green_circle": "🟢", "large_orange_diamond": "🔶",
         "large_yellow_circle": "🟡", "lock": "🔒", "mag": "🔍", "no_entry": "⛔", "no_entry_sign": "🚫",
         "octagonal_sign": "🛑", "red_circle": "🔴", "repeat": "🔁", "rewind": "⏪", "rotating_light": "🚨",

@@ -29,18 +29,16 @@ from bot.demo_config import (
     ENVIRONMENTS,
     FLUX_CLUSTER,
     USERS,
-    WEB_IMAGE,
-    WEB_TAGS,
     api_path,
     config_yaml,
-    repository_files,
+    repository_history,
     staging_change,
     web_path,
 )
 from bot.logs import configure_logging
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.flux_fake import FakeKubernetes
-from sandbox.flux_git import commit_file, make_deploy_repo
+from sandbox.flux_git import commit_file, commit_files, make_deploy_repo
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 from services.argocd import build_argocd_backends
@@ -101,9 +99,10 @@ class DemoWorld:
 
     def _build(self) -> None:
         self._closers.append(lambda: shutil.rmtree(self.root, ignore_errors=True))
-        self.bare, self.work = make_deploy_repo(self.root / "git", repository_files())
-        self._start_argocd()
-        bridge = ArgoBridge(self.bare, self.root / "bridge", self.argocd).start()
+        self._make_repository()
+        bridge = ArgoBridge(self.bare, self.root / "bridge", self.argocd)
+        self._start_argocd(bridge)
+        bridge.start()
         self._closers.append(bridge.stop)
         path, content, message = staging_change()
         commit_file(self.work, path, content, message)  # the bridge gives web-staging this revision
@@ -140,7 +139,19 @@ class DemoWorld:
         url = f"http://127.0.0.1:{runtime.server.port}/slack/events"
         self._sender = SlackSender(url, signing_secret, self.slack)
 
-    def _start_argocd(self) -> None:
+    def _make_repository(self) -> None:
+        """The deploy repository with a few hours of history, so Argo CD has past deployments to show."""
+        start = datetime.now(UTC).replace(microsecond=0)
+        first, *later = repository_history()
+        date = (start - first.age).isoformat()
+        self.bare, self.work = make_deploy_repo(
+            self.root / "git", first.files, message=first.message, date=date
+        )
+        for commit in later:
+            commit_files(self.work, commit.files, commit.message, date=(start - commit.age).isoformat())
+
+    def _start_argocd(self, bridge: ArgoBridge) -> None:
+        """Each web app was deployed at every commit that changed its overlay: the real SHAs."""
         self.argocd.start()
         self._closers.append(self.argocd.stop)
         for env in ENVIRONMENTS:
@@ -150,7 +161,7 @@ class DemoWorld:
                 repo_url=f"file://{self.bare}",
                 path=web_path(env),
                 labels={"app": "web", "env": env},
-                images=(f"{WEB_IMAGE}:{WEB_TAGS[env]}",),
+                commits=bridge.upstream(env),
             )
 
     def _start_flux(self) -> Path:

@@ -50,6 +50,8 @@ class Router:
                 return _reply(start_response, "503 Service Unavailable", {"error": "shutting down"})
             if self._replayed(environ):
                 # Same answer as Bolt's signature check: a replay gets nothing more than a forgery.
+                # Slack's own redeliveries (X-Slack-Retry-Num: new signature, same body) pass here
+                # and are dropped after that check, by bot/deliveries.py.
                 return _reply(start_response, "401 Unauthorized", {"error": "invalid request"})
             return self._slack(environ, start_response)
         if method not in ("GET", "HEAD"):
@@ -99,7 +101,8 @@ class HttpServer:
             channel_timeout=30,
             clear_untrusted_proxy_headers=True,
         )
-        self._thread = threading.Thread(target=self._server.run, name="http-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="http-server", daemon=True)
+        self._stopping = threading.Event()
 
     @property
     def port(self) -> int:
@@ -113,7 +116,17 @@ class HttpServer:
         log.info("http server listening", extra={"port": self.port})
         return self
 
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except (OSError, ValueError):
+            # stop() closes the sockets under the loop's select(): EBADF (or a closed fd) is how
+            # the loop learns it is over. Anything else while serving is a real failure.
+            if not self._stopping.is_set():
+                raise
+
     def stop(self) -> None:
+        self._stopping.set()
         self._server.close()
         self._server.task_dispatcher.shutdown()
         if self._thread.is_alive():

@@ -6,7 +6,8 @@ long condition message or app list can never make Slack reject the whole reply.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ HEADER_TEXT = 150
 CONTEXT_ELEMENTS = 10
 FALLBACK_TEXT = 3000  # the notification text; Slack allows 40k but nobody reads that much
 TOTAL_TEXT_BUDGET = 11000  # stay under the undocumented ~12k total (bolt-js #2509)
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,15 @@ class Reply:
 def escape(text: str) -> str:
     """Escape the three characters Slack treats as markup, so user text cannot ping or link."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def escape_except_mentions(text: str, mentions: Iterable[str]) -> str:
+    """Escape `text`, then restore the `<@U…>` mentions the bot itself put there (and only those)."""
+    escaped = escape(text)
+    for user in dict.fromkeys(mentions):
+        if _USER_ID.fullmatch(user):
+            escaped = escaped.replace(f"&lt;@{user}&gt;", f"<@{user}>")
+    return escaped
 
 
 def truncate(text: str, limit: int, *, marker: str = "…") -> str:

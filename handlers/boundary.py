@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from handlers import messages as msg
-from handlers.blocks import Reply, context, escape, message, section
+from handlers.blocks import Reply, context, escape, escape_except_mentions, message, section
 from services.audit import Outcome
 from services.errors import BackendUnavailable, PermissionDenied, UserError
 
@@ -36,13 +36,13 @@ def guarded(fn: Callable[[], Reply], *, correlation_id: str) -> Result:
 def error_result(exc: BaseException, *, correlation_id: str) -> Result:
     ref = context(msg.REF.format(correlation_id=correlation_id))
     if isinstance(exc, UserError):
-        text = msg.ERROR_USER.format(message=escape(exc.message))
+        text = msg.ERROR_USER.format(message=escape_except_mentions(exc.message, exc.mentions))
         blocks = [section(text)]
         if exc.hint:
             blocks.append(section(escape(exc.hint)))
         return Result(message(text, [*blocks, ref]), "failed", exc.message)
     if isinstance(exc, PermissionDenied):
-        text = msg.ERROR_DENIED.format(reason=escape(exc.reason))
+        text = msg.ERROR_DENIED.format(reason=escape_except_mentions(exc.reason, exc.mentions))
         return Result(message(text, [section(text), ref]), "denied", exc.reason)
     if isinstance(exc, BackendUnavailable):
         text = msg.ERROR_BACKEND.format(backend=escape(exc.backend), message=escape(exc.message))

@@ -1,4 +1,9 @@
-"""The `/gitops` listener: ack at once, slow work on the bounded pool, one reply updated in place."""
+"""The `/gitops` listener: ack at once, slow work on the bounded pool, one reply updated in place.
+
+What can be answered without I/O (errors, `help`, refusals) is answered inside the ack. The rest
+is acknowledged with a "working…" note, noted as accepted (audited as `started` when it changes
+something), and handed to the pool, whose result replaces the note.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from handlers.conversation import Conversation
 from handlers.deps import Caller, Deps, Executor
 from handlers.grammar import CommandRequest, parse_command
 from handlers.help import help_reply
-from handlers.recording import record
+from handlers.recording import accept, finish, record
 from services.correlation import new_correlation_id
 from services.errors import NotAvailable, UserError
 from services.settings_types import format_duration
@@ -37,22 +42,26 @@ def _listener(deps: Deps) -> Any:
         text = str(command.get("text", "")).strip()
         if deps.redact is not None:
             text = deps.redact(text)
+
+        def inline(action: str, target: str, result: Result) -> None:
+            _ack(deps, ack, result.reply, started)
+            record(deps, caller, action=action, command_text=text, target=target, result=result,
+                   correlation_id=cid, started=started)  # fmt: skip
+
         try:
             request = parse_command(text, now=deps.clock())
         except UserError as exc:
-            _finish_inline(
-                deps, ack, caller, text, "invalid", "", error_result(exc, correlation_id=cid), cid, started
-            )
+            inline("invalid", "", error_result(exc, correlation_id=cid))
             return
-        target = _target(request)
-        filtered_help = deps.authz is not None and deps.authz.policy.configured
-        if request.subcommand == "help" and not filtered_help:
-            result = Result(help_reply(request.topic), "ok", "")
-            _finish_inline(deps, ack, caller, text, "help", target, result, cid, started)
-            return
+        target = _target(deps, request)
+        if request.subcommand == "help":
+            known, allowed = _help_scope(deps, caller)
+            if known:
+                inline("help", target, Result(help_reply(request.topic, allowed), "ok", ""))
+                return
         limited = _rate_limited(deps, request, caller)
         if limited is not None:
-            _finish_inline(deps, ack, caller, text, request.subcommand, target, limited, cid, started)
+            inline(request.subcommand, target, limited)
             return
         executor = (
             _help_executor(deps) if request.subcommand == "help" else deps.executors.get(request.subcommand)
@@ -60,89 +69,49 @@ def _listener(deps: Deps) -> Any:
         if executor is None:
             needs = msg.NOT_AVAILABLE_NEEDS.get(request.subcommand, "a later release")
             unavailable = NotAvailable(msg.NOT_AVAILABLE.format(subcommand=request.subcommand, needs=needs))
-            _finish_inline(
-                deps,
-                ack,
-                caller,
-                text,
-                request.subcommand,
-                target,
-                error_result(unavailable, correlation_id=cid),
-                cid,
-                started,
-            )
+            inline(request.subcommand, target, error_result(unavailable, correlation_id=cid))
             return
+        busy = Result(_plain(msg.BUSY.format(command=escape(text))), "failed", "busy: background pool full")
         if not deps.jobs.has_capacity():
-            busy = Result(
-                _plain(msg.BUSY.format(command=escape(text))), "failed", "busy: background pool full"
-            )
-            _finish_inline(deps, ack, caller, text, request.subcommand, target, busy, cid, started)
+            inline(request.subcommand, target, busy)
             return
-        _ack(deps, ack, _plain(msg.WORKING.format(command=escape(text))), started)
+        # `help` waiting on Slack user groups answers in a moment: no "working…" flash before it.
+        _ack(deps, ack, None if request.subcommand == "help" else _working(text), started)
+        spec = SUBCOMMANDS.get(request.subcommand)
+        accepted = accept(
+            deps, caller, action=request.subcommand, command_text=text, target=target, correlation_id=cid,
+            started=started, changes=bool(spec and spec.mutating),
+            response_url=str(command.get("response_url") or "") or None,
+        )  # fmt: skip
 
         def work() -> None:
-            conversation = Conversation(respond, client, channel=caller.channel_id, user=caller.user_id)
+            conversation = Conversation(
+                respond, client, channel=caller.channel_id, user=caller.user_id,
+                on_shown=lambda channel, ts, reply: accepted.shown(deps, channel, ts, reply),
+            )  # fmt: skip
             result = guarded(
                 lambda: _authorized(deps, executor, request, caller, conversation), correlation_id=cid
             )
+            finish(deps, accepted, result)  # before the reply: a result shown is a result recorded
             conversation.finish(result.reply)
-            record(
-                deps,
-                caller,
-                action=request.subcommand,
-                command_text=text,
-                target=target,
-                result=result,
-                correlation_id=cid,
-                started=started,
-            )
 
         if not deps.jobs.submit(work, name=request.subcommand):
-            busy = Result(
-                _plain(msg.BUSY.format(command=escape(text))), "failed", "busy: background pool full"
-            )
+            finish(deps, accepted, busy)
             _respond(respond, busy.reply)
-            record(
-                deps,
-                caller,
-                action=request.subcommand,
-                command_text=text,
-                target=target,
-                result=busy,
-                correlation_id=cid,
-                started=started,
-            )
 
     return on_command
 
 
-def _finish_inline(
-    deps: Deps,
-    ack: Ack,
-    caller: Caller,
-    text: str,
-    action: str,
-    target: str,
-    result: Result,
-    cid: str,
-    started: float,
-) -> None:
-    _ack(deps, ack, result.reply, started)
-    record(
-        deps,
-        caller,
-        action=action,
-        command_text=text,
-        target=target,
-        result=result,
-        correlation_id=cid,
-        started=started,
-    )
-
-
-def _ack(deps: Deps, ack: Ack, reply: Reply, started: float) -> None:
-    ack(**reply.as_kwargs())
+def _ack(deps: Deps, ack: Ack, reply: Reply | None, started: float) -> None:
+    if reply is None:
+        ack()
+    else:
+        ack(**reply.as_kwargs())
     deps.metrics.observe_ack("command", time.perf_counter() - started)
+
+
+def _working(text: str) -> Reply:
+    return _plain(msg.WORKING.format(command=escape(text)))
 
 
 def _respond(respond: Respond, reply: Reply) -> None:
@@ -158,6 +127,15 @@ def _authorized(
     if deps.authz is not None:
         deps.authz.command(caller, request)  # in the background: it may ask Slack for user groups
     return executor(request, caller, conversation)
+
+
+def _help_scope(deps: Deps, caller: Caller) -> tuple[bool, frozenset[str] | None]:
+    """(known without I/O, what `help` may list: None for everything). Not known when a Slack
+    user group that grants something has not been fetched yet."""
+    if deps.authz is None or not deps.authz.policy.configured:
+        return True, None
+    allowed = deps.authz.policy.allowed_actions_now(caller.user_id)
+    return allowed is not None, allowed
 
 
 def _help_executor(deps: Deps) -> Executor:
@@ -186,7 +164,19 @@ def _plain(text: str) -> Reply:
     return message(text, [section(text)])
 
 
-def _target(request: CommandRequest) -> str:
+def _target(deps: Deps, request: CommandRequest) -> str:
+    """The app's one audit target (`app/env`), as far as the configuration tells without I/O."""
     if request.subcommand in ("lock", "unlock"):
-        return "/".join(p for p in (request.env, request.lock_app) if p)
-    return "/".join(p for p in (request.app, request.env) if p)
+        if request.lock_app and request.env:
+            return _typed(deps, request.lock_app, request.env)
+        return request.env or ""
+    if request.app is None:
+        return ""
+    env = request.to if request.subcommand == "promote" else request.env
+    return _typed(deps, request.app, env)
+
+
+def _typed(deps: Deps, app: str, env: str | None) -> str:
+    if deps.ops is not None:
+        return deps.ops.resolver.typed_target(app, env)
+    return "/".join(p for p in (app, env) if p)

@@ -4,6 +4,11 @@ Read-only answers replace the caller's ephemeral "working…" through the respon
 Actions the team should see (sync, rollback) post one channel message and edit it with
 `chat.update` as the operation moves; if the bot cannot post there (not a member), the
 ephemeral message is updated instead, within the response_url's five uses.
+
+For a button click the response_url points at the message the button sits on. That message is
+never deleted, and a public one (a drift alert, an approval card) is never replaced through the
+response_url either: answers go to the clicker ephemerally, into its thread, or edit the card
+with `chat.update` after `adopt`. Only an ephemeral card (a confirm prompt) may be replaced.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import Respond
@@ -25,6 +31,14 @@ log = logging.getLogger(__name__)
 _RESPOND_BUDGET = 4  # a response_url takes 5 posts; keep one for the final answer
 
 
+@dataclass(frozen=True)
+class ClickedMessage:
+    """The message whose button was clicked: its ts, and whether only the clicker sees it."""
+
+    ts: str
+    ephemeral: bool
+
+
 class Conversation:
     def __init__(
         self,
@@ -35,8 +49,12 @@ class Conversation:
         user: str,
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        clicked: ClickedMessage | None = None,
+        on_shown: Callable[[str, str, Reply], None] | None = None,
     ) -> None:
         self._respond = respond
+        self._clicked = clicked
+        self._on_shown = on_shown  # told what the public message shows (to fix it after a restart)
         self.client = client
         self.channel = channel
         self.user = user
@@ -55,22 +73,29 @@ class Conversation:
         """The ts of the channel message, once posted (threads and audit point at it)."""
         return self._ts
 
-    def adopt(self, ts: str) -> None:
+    def adopt(self, ts: str, *, channel: str | None = None) -> None:
         """Continue on an existing channel message (the card whose button was clicked)."""
         with self._lock:
             self._ts = ts
+            self.channel = channel or self.channel
             self._public = True
 
-    def announce(self, reply: Reply) -> None:
-        """Start a public, updatable message in the channel (falls back to the ephemeral one)."""
+    def announce(self, reply: Reply, *, thread_ts: str | None = None, pointer: Reply | None = None) -> None:
+        """Start a public, updatable message in the channel, or in the thread of `thread_ts`
+        (falls back to the ephemeral reply). After a click on an ephemeral card, `pointer`
+        replaces that card (e.g. "follow it in the channel")."""
         with self._lock:
             try:
                 result = self.client.chat_postMessage(
-                    channel=self.channel, text=reply.text, blocks=list(reply.blocks)
+                    channel=self.channel, text=reply.text, blocks=list(reply.blocks), thread_ts=thread_ts
                 )
                 self._ts = str(result["ts"])
                 self._public = True
-                self._respond_quietly(delete_original=True)
+                self._shown(reply)  # first: a crash from here on still finds the message
+                if self._clicked is None:
+                    self._respond_quietly(delete_original=True)  # the command's "working…" note
+                elif self._clicked.ephemeral and pointer is not None:
+                    self._respond_quietly(replace_original=True, **pointer.as_kwargs())
             except SlackApiError as exc:
                 log.info(
                     "cannot post in the channel; updating the ephemeral reply", extra={"error": _code(exc)}
@@ -135,6 +160,7 @@ class Conversation:
                 self.client.chat_update(
                     channel=self.channel, ts=self._ts, text=reply.text, blocks=list(reply.blocks)
                 )
+                self._shown(reply)
                 return
             except SlackApiError as exc:
                 log.warning("chat.update failed", extra={"error": _code(exc)})
@@ -144,9 +170,19 @@ class Conversation:
             return
         self._respond_quietly(replace_original=reply.replace_original, **reply.as_kwargs())
 
+    def _shown(self, reply: Reply) -> None:
+        if self._on_shown is not None and self._ts is not None:
+            self._on_shown(self.channel, self._ts, reply)
+
     def _respond_quietly(self, **kwargs: Any) -> None:
         if self._respond_uses >= _RESPOND_BUDGET + 1:
             return
+        if self._clicked is not None and not self._clicked.ephemeral:
+            # The response_url of a click on a public message would replace or delete that message.
+            kwargs.pop("delete_original", None)
+            if "text" not in kwargs:
+                return
+            kwargs["replace_original"] = False
         self._respond_uses += 1
         try:
             self._respond(**kwargs)

@@ -14,6 +14,7 @@ from handlers.grammar import CommandRequest
 if TYPE_CHECKING:
     from handlers.authz import Authorizer
 from services.audit import AuditStore
+from services.inflight import InflightRequests
 from services.jobs import JobRunner
 from services.locks import LockStore
 from services.metrics import Metrics
@@ -73,3 +74,4 @@ class Deps:
     rate_limiter: RateLimiter | None = None
     authz: Authorizer | None = None
     redact: Redactor | None = None  # applied to command text on arrival: a pasted token goes no further
+    inflight: InflightRequests | None = None  # requests in the background, to report after a restart

@@ -1,17 +1,19 @@
 """The scheduled drift scan: findings → incidents → one Slack message per incident, kept up to date.
 
 Runs only on the leader. New incidents are posted once (a storm becomes one digest), later scans
-edit the same message, a cleared finding edits it to "resolved" and replies in its thread, and a
-backend that does not answer is announced once and never resolves anything.
+edit the same message, a cleared finding edits it to "resolved" and replies in its thread (a
+digest is redrawn from all its incidents instead), and a backend that does not answer is announced
+once and never resolves anything. An undeployed Git change waits `drift.git_grace` first.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -47,7 +49,9 @@ class DriftJob:
         result = scan(ops.resolver.backends, now=now, suspended_after=settings.suspended_after,
                       git_grace=settings.git_grace)  # fmt: skip
         calls = self._reachability(result.unreachable, result.scanned)
-        changes = self.store.apply(result, now=now, flap_window=settings.flap_window)
+        changes = self.store.apply(
+            result, now=now, flap_window=settings.flap_window, git_grace=settings.git_grace
+        )
         new = [c for c in changes if c.kind == "new" and not c.quiet]
         by_channel: dict[str, list[Change]] = defaultdict(list)
         for change in new:
@@ -60,12 +64,9 @@ class DriftJob:
             else:
                 for change in batch:
                     calls += self._post_new(channel, change)
-        edits = [c for c in changes if c.kind != "new"]
+        edits = [c for c in changes if c.kind != "new" and c.incident.message_ts and c.incident.channel]
         if edits:
-            # One read per scan: how many open incidents share each message (a digest is shared).
-            sharing = Counter(i.message_ts for i in self.store.open_incidents() if i.message_ts)
-            for change in edits:
-                calls += self._edit(change, sharing)
+            calls += self._edit_all(edits)
         return calls
 
     def _route(self, finding: Finding | None) -> str | None:
@@ -97,23 +98,33 @@ class DriftJob:
                 self.store.set_message(change.incident.id, channel=channel, ts=ts)
         return 1
 
-    def _edit(self, change: Change, sharing: Counter[str]) -> int:
-        incident = change.incident
-        if not incident.message_ts or not incident.channel:
-            return 0
-        calls = 0
+    def _edit_all(self, edits: Sequence[Change]) -> int:
+        """Each changed message is edited once: a digest is redrawn from every incident in it (open
+        and resolved), never replaced by one incident's card; replies go to each incident's thread."""
         now = self.deps.clock()
-        others = sharing[incident.message_ts] - (1 if incident.is_open else 0)
-        if others == 0:  # a digest message is shared; it is not rewritten per incident
-            calls += self._update(incident.channel, incident.message_ts, incident_card(incident, now=now))
-        if change.kind == "resolved" and not change.quiet:
+        # One read per scan: every incident sharing each edited message (a digest holds several).
+        messages = self.store.on_messages(_message_of(c) for c in edits)
+        calls = 0
+        for (channel, ts), incidents in messages.items():
+            if incidents:
+                card = digest_card(incidents) if len(incidents) > 1 else incident_card(incidents[0], now=now)
+                calls += self._update(channel, ts, card)
+        for change in edits:
+            calls += self._thread_note(change, now)
+        return calls
+
+    def _thread_note(self, change: Change, now: datetime) -> int:
+        incident = change.incident
+        if change.quiet:
+            return 0
+        if change.kind == "resolved":
             took = duration_text(incident.first_seen, incident.resolved_at or now)
-            calls += self._reply(incident, msg.DRIFT_RESOLVED.format(duration=took) + f" ({incident.app})")
-        elif change.kind == "reopened" and not change.quiet:
-            calls += self._reply(
+            return self._reply(incident, msg.DRIFT_RESOLVED.format(duration=took) + f" ({incident.app})")
+        if change.kind == "reopened":
+            return self._reply(
                 incident, msg.DRIFT_REOPENED.format(count=incident.flap_count) + f" ({incident.app})"
             )
-        return calls
+        return 0
 
     def _reachability(self, unreachable: Sequence[str], scanned: Sequence[str]) -> int:
         channel = self.deps.settings.drift_channel
@@ -170,3 +181,7 @@ class DriftJob:
             self._post(channel, Reply(text=text, response_type="in_channel"), thread_ts=thread)
             return 1
         return 0
+
+
+def _message_of(change: Change) -> tuple[str, str]:
+    return change.incident.channel or "", change.incident.message_ts or ""

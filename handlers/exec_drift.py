@@ -41,11 +41,18 @@ def drift_executor(deps: Deps, store: IncidentStore) -> Executor:
 
 
 def register(app: App, deps: Deps, store: IncidentStore) -> None:
-    register_click(app, deps, ACTION_SYNC, lambda c, d, conv: _sync(d, store, c, conv), slow=True)
-    register_click(app, deps, ACTION_DIFF, lambda c, d, conv: _diff(d, store, c), slow=True)
+    def locate(click: Click, deps: Deps) -> str:
+        incident = store.get(int(click.value)) if click.value.isdigit() else None
+        if incident is None:
+            return ""
+        return deps.ops.resolver.display_target(incident.app) if deps.ops is not None else incident.app
+
+    register_click(app, deps, ACTION_SYNC, lambda c, d, conv: _sync(d, store, c, conv), slow=True,
+                   changes=True, locate=locate)  # fmt: skip
+    register_click(app, deps, ACTION_DIFF, lambda c, d, conv: _diff(d, store, c), slow=True, locate=locate)
     for action_id, hours in ((ACTION_SNOOZE_1H, 1), (ACTION_SNOOZE_24H, 24)):
-        register_click(app, deps, action_id, _snoozer(store, timedelta(hours=hours)))
-    register_click(app, deps, ACTION_ACK, lambda c, d, conv: _ack(d, store, c))
+        register_click(app, deps, action_id, _snoozer(store, timedelta(hours=hours)), locate=locate)
+    register_click(app, deps, ACTION_ACK, lambda c, d, conv: _ack(d, store, c), locate=locate)
 
 
 def _incident(store: IncidentStore, click: Click) -> Incident:
@@ -68,7 +75,8 @@ def _sync(deps: Deps, store: IncidentStore, click: Click, conversation: Conversa
         return sync_card(ref, request, user=click.caller.user_id, status=status, note=note)
 
     started = deps.ops.start_sync(ref, request)
-    conversation.announce(card(started))
+    # In the alert's thread: the alert stays where it is, and the scans keep editing it.
+    conversation.announce(card(started), thread_ts=incident.thread_ts or incident.message_ts)
     final = deps.ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
     return card(final), incident.app
 

@@ -110,7 +110,7 @@ def _batch(ctx: Ctx, conversation: Conversation, sync: SyncRequest) -> Reply:
         try:
             ctx.clear("sync", app.ref)
         except (PermissionDenied, UserError) as exc:
-            items[app.ref] = BatchItem(app.ref, "Skipped", getattr(exc, "reason", None) or str(exc))
+            items[app.ref] = BatchItem(app.ref, "Skipped", str(exc), mentions=exc.mentions)
             continue
         refs.append(app.ref)
         items[app.ref] = BatchItem(app.ref, "Running")
@@ -147,15 +147,15 @@ def _diff(ctx: Ctx, conversation: Conversation) -> Reply:
 def _history(ctx: Ctx) -> Reply:
     ops = ctx.ops
     ref, _ = ctx.target("history")
-    return history_reply(ref, ops.resolver.backend(ref).history(ref))
+    return history_reply(ref, ops.resolver.backend(ref).history(ref), args=ops.resolver.command_args(ref))
 
 
 def _suspend(ctx: Ctx) -> Reply:
-    ops, request = ctx.ops, ctx.request
+    ops = ctx.ops
     ref, _ = ctx.target("suspend")
     before = ops.status(ref).revision
     ops.resolver.backend(ref).suspend(ref)
-    text = msg.SUSPENDED.format(app=escape(ref.display), name=escape(request.app or ref.name))
+    text = msg.SUSPENDED.format(app=escape(ref.display), args=escape(ops.resolver.command_args(ref)))
     return plain_notice(text, in_channel=True, detail=f"suspended at {short_rev(before)}")
 
 

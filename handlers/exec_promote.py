@@ -1,91 +1,34 @@
-"""`/gitops promote`: preview card → (approvals) → commit → sync / reconcile → watch, in one message."""
+"""`/gitops promote`: preview card → (approvals) → commit → sync / reconcile → watch, in one message.
+
+The card goes to the environment's approvals channel (`environments[].approvals_channel`, else
+`slack.alerts_channel`) when one is set, with a link in the requester's channel; otherwise it
+stays where the command was typed. Its buttons edit it in place; refusals go to the clicker.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
 from handlers import messages as msg
-from handlers.blocks import Reply, escape
+from handlers.blocks import Reply, escape, message, section
 from handlers.clicks import Click, register_click
 from handlers.conversation import Conversation
 from handlers.deps import Caller, Deps, Executor
 from handlers.grammar import CommandRequest
-from handlers.views_promote import ACTION_APPROVE, ACTION_REJECT, INPUT_REASON, PromotionView, promotion_card
+from handlers.promoter import Promoter
+from handlers.views_promote import ACTION_APPROVE, ACTION_REJECT, INPUT_REASON
 from handlers.views_rollback import plain_notice
-from handlers.views_status import short_rev
-from services.backend import SyncRequest
-from services.errors import GitOpsBotError
+from services.errors import UserError
 from services.pending import ButtonExpired
-from services.promotion import Promotion, PromotionPlan, PromotionService
+from services.promotion import Promotion
 from services.promotion_store import PromotionStore
+from services.settings_types import format_duration
 
-
-@dataclass(frozen=True)
-class Promoter:
-    deps: Deps
-    service: PromotionService
-    store: PromotionStore
-
-    def view(self, promotion: Promotion, plan: PromotionPlan | None, *, state: str, note: str = "") -> Reply:
-        ops = self.deps.ops
-        source_status = running_since = auto_sync = None
-        if ops is not None and plan is not None:
-            source_status = _quiet(lambda: ops.status(plan.source_ref))
-            history = _quiet(lambda: ops.resolver.backend(plan.source_ref).history(plan.source_ref))
-            running_since = history[0].deployed_at if history else None
-            target = _quiet(lambda: ops.status(plan.target_ref))
-            auto_sync = target.auto_sync if target is not None else None
-        locks = self.deps.locks.active(env=promotion.to_env, now=self.deps.clock()) if self.deps.locks else []
-        diff = plan.diff if plan is not None else promotion.diff
-        return promotion_card(
-            PromotionView(
-                id=promotion.id,
-                app=promotion.app,
-                source=promotion.from_env,
-                target=promotion.to_env,
-                summary=promotion.summary,
-                diff=diff,
-                requester=promotion.requester,
-                source_status=source_status,
-                running_since=running_since,
-                target_auto_sync=auto_sync,
-                locks=locks,
-                approvals=promotion.approvals,
-                approvals_required=promotion.approvals_required,
-                expires_at=promotion.expires_at,
-                state=state,
-                note=note,
-            )
-        )
-
-    def deliver(self, promotion: Promotion, conversation: Conversation, *, who: str, name: str) -> Reply:
-        """Commit, push, sync / reconcile and watch; every step edits the same card."""
-        author_name, author_email = _profile(conversation, promotion.requester)
-        sha = self.service.commit(
-            promotion, approvers=promotion.approvals, author_name=author_name, author_email=author_email
-        )
-        promotion = self.store.mark(promotion.id, "committed", commit_sha=sha)
-        note = msg.PROMOTE_COMMITTED.format(sha=short_rev(sha), repo=escape(promotion.repository))
-        conversation.update(self.view(promotion, None, state="committed", note=note))
-        ops = self.deps.ops
-        assert ops is not None
-        ref = self.service.target_ref(promotion)
-        request = SyncRequest(initiated_by=name or who)
-        final = ops.sync(
-            ref, request, on_progress=lambda s: conversation.update(self._syncing(promotion, note, s))
-        )
-        phase = final.operation.phase if final.operation else "Succeeded"
-        card = self.view(promotion, None, state="committed", note=f"{note}\nDeploy: *{escape(phase)}*")
-        return replace(card, detail=f"promotion {promotion.id}: commit {short_rev(sha)}, deploy {phase}",
-                       failed=phase != "Succeeded")  # fmt: skip
-
-    def _syncing(self, promotion: Promotion, note: str, status: Any) -> Reply:
-        phase = status.operation.phase if status.operation else "Running"
-        return self.view(promotion, None, state="committed", note=f"{note}\nDeploy: {escape(phase)}…")
+__all__ = ["Promoter", "expire_promotions", "promote_executor", "register"]
 
 
 def promote_executor(promoter: Promoter) -> Executor:
@@ -104,7 +47,7 @@ def promote_executor(promoter: Promoter) -> Executor:
         ttl = env.approval_timeout if env is not None else deps.settings.operations.confirm_ttl
         promotion = store.create(
             plan, requester=caller.user_id, requester_name=caller.user_name, channel=caller.channel_id,
-            approvals_required=need, ttl=ttl,
+            approvals_required=need, ttl=ttl, forced_by=caller.user_id if request.force else None,
         )  # fmt: skip
         if need == 0:
             conversation.announce(
@@ -112,21 +55,51 @@ def promote_executor(promoter: Promoter) -> Executor:
             )
             return promoter.deliver(promotion, conversation, who=caller.user_id, name=caller.user_name)
         card = promoter.view(promotion, plan, state="pending")
+        elsewhere = deps.settings.approvals_channel(plan.to_env)
+        if elsewhere and elsewhere != caller.channel_id:
+            pointer = _ask_elsewhere(promoter, promotion, card, elsewhere, conversation)
+            if pointer is not None:
+                return pointer
         conversation.announce(card)
         if conversation.message_ts:
-            store.set_message(promotion.id, conversation.message_ts)
+            store.set_message(promotion.id, conversation.message_ts, channel=conversation.channel)
         return card
 
     return run
 
 
+def _ask_elsewhere(
+    promoter: Promoter, promotion: Promotion, card: Reply, channel: str, conversation: Conversation
+) -> Reply | None:
+    """Post the card in the approvals channel and answer the requester with a link to it; None
+    when the bot cannot post there (the card then stays in the requester's channel)."""
+    try:
+        posted = conversation.client.chat_postMessage(
+            channel=channel, text=card.text, blocks=list(card.blocks)
+        )
+    except SlackApiError:
+        return None
+    promoter.store.set_message(promotion.id, str(posted["ts"]), channel=channel)
+    stored = promoter.store.get(promotion.id) or promotion
+    link = promoter.permalink(conversation.client, stored, label=msg.PROMOTE_CARD_LINK)
+    text = msg.PROMOTE_ELSEWHERE.format(
+        user=escape(promotion.requester), app=escape(promotion.app), target=promotion.to_env,
+        summary=escape(promotion.summary), channel=channel, link=f": {link}" if link.startswith("<") else "",
+    )  # fmt: skip
+    return message(
+        text, [section(text)], in_channel=True, detail=f"promotion {promotion.id}: sent to approval"
+    )
+
+
 def register(app: App, promoter: Promoter) -> None:
-    register_click(
-        app, promoter.deps, ACTION_APPROVE, lambda c, d, conv: _approve(promoter, c, conv), slow=True
-    )
-    register_click(
-        app, promoter.deps, ACTION_REJECT, lambda c, d, conv: _reject(promoter, c, conv), slow=True
-    )
+    def locate(click: Click, deps: Deps) -> str:
+        promotion = promoter.store.get(click.value)
+        return f"{promotion.app}/{promotion.to_env}" if promotion is not None else ""
+
+    register_click(app, promoter.deps, ACTION_APPROVE, lambda c, d, conv: _approve(promoter, c, conv),
+                   slow=True, changes=True, locate=locate)  # fmt: skip
+    register_click(app, promoter.deps, ACTION_REJECT, lambda c, d, conv: _reject(promoter, c, conv),
+                   slow=True, changes=True, locate=locate)  # fmt: skip
 
 
 def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tuple[Reply, str]:
@@ -135,14 +108,24 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
     target = f"{promotion.app}/{promotion.to_env}"
     if deps.authz is not None:  # at click time, for whoever clicked
         deps.authz.policy.check(click.caller.user_id, "approve", env=promotion.to_env, app=promotion.app)
+    lock = promoter.blocking_lock(promotion) if promotion.open else None
+    if lock is not None:  # a freeze set after the request: no approval counts while it holds
+        promoter.refresh_card(click.client, promotion, state="pending")
+        raise UserError(
+            msg.PROMOTE_APPROVE_LOCKED.format(
+                scope=lock.scope, user=lock.created_by, reason=lock.reason.rstrip(".")
+            ),
+            mentions=[lock.created_by],
+        )
     promotion = store.approve(promotion.id, click.caller.user_id, now=deps.clock())
-    became_approved = promotion.became_approved
-    conversation.adopt(promotion.message_ts or _message_ts(click))
-    if not became_approved:
+    conversation.adopt(promotion.message_ts or click.message.ts, channel=promotion.channel)
+    if not promotion.became_approved:
         card = promoter.view(promotion, None, state="pending")
         have, need = len(promotion.approvals), promotion.approvals_required
         return replace(card, detail=f"promotion {promotion.id}: approval {have} of {need}"), target
     newer = service.still_current(promotion)
+    if newer is not None and newer.empty:  # someone else already promoted these versions
+        return _redundant(promoter, click, promotion), target
     if newer is not None:  # the target moved: show what would be committed now and ask again
         promotion = store.supersede(promotion.id, newer)
         if conversation.message_ts:
@@ -155,6 +138,17 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
     return reply, target
 
 
+def _redundant(promoter: Promoter, click: Click, promotion: Promotion) -> Reply:
+    done = promoter.store.last_committed(promotion.app, promotion.to_env)
+    closed = promoter.store.close_redundant(promotion.id, done_by=done.id if done else None) or promotion
+    if done is not None:
+        note = msg.PROMOTE_REDUNDANT.format(by=promoter.permalink(click.client, done))
+    else:
+        note = msg.PROMOTE_REDUNDANT_GIT.format(target=promotion.to_env, source=promotion.from_env)
+    card = promoter.view(closed, None, state="redundant", note=note)
+    return replace(card, detail=f"promotion {promotion.id}: nothing left to promote", failed=False)
+
+
 def _reject(promoter: Promoter, click: Click, conversation: Conversation) -> tuple[Reply, str]:
     deps, store = promoter.deps, promoter.store
     promotion = _load(store, click.value)
@@ -163,7 +157,7 @@ def _reject(promoter: Promoter, click: Click, conversation: Conversation) -> tup
         deps.authz.policy.check(click.caller.user_id, "approve", env=promotion.to_env, app=promotion.app)
     reason = _typed_reason(click.body) or "no reason given"
     promotion = store.reject(promotion.id, click.caller.user_id, reason, now=deps.clock())
-    conversation.adopt(promotion.message_ts or _message_ts(click))
+    conversation.adopt(promotion.message_ts or click.message.ts, channel=promotion.channel)
     note = msg.PROMOTE_REJECTED.format(user=escape(click.caller.user_id), reason=escape(reason))
     card = promoter.view(promotion, None, state="rejected", note=note)
     return replace(card, detail=f"promotion {promotion.id}: rejected: {reason}", failed=False), target
@@ -173,28 +167,19 @@ def expire_promotions(promoter: Promoter, client: Any) -> int:
     """Scheduler job: expired requests get their card edited (buttons gone), each once."""
     expired = promoter.store.expire_due(now=promoter.deps.clock())
     for promotion in expired:
-        if not promotion.message_ts:
-            continue
-        ttl = promotion.expires_at - promotion.created_at
-        card = promoter.view(promotion, None, state="expired", note=msg.PROMOTE_EXPIRED.format(ttl=ttl))
-        try:
-            client.chat_update(channel=promotion.channel, ts=promotion.message_ts, text=card.text,
-                               blocks=list(card.blocks))  # fmt: skip
-        except SlackApiError:
-            continue
+        ttl = format_duration(promotion.expires_at - promotion.created_at)
+        note = msg.PROMOTE_EXPIRED.format(
+            ttl=ttl, app=promotion.app, target=promotion.to_env, source=promotion.from_env
+        )
+        promoter.refresh_card(client, promotion, state="expired", note=note)
     return len(expired)
 
 
 def _load(store: PromotionStore, value: str) -> Promotion:
     promotion = store.get(value)
     if promotion is None:
-        raise ButtonExpired("This promotion is no longer known to the bot. Run `/gitops promote` again.")
+        raise ButtonExpired("This promotion is no longer known to the bot. Ask for it again with `promote`.")
     return promotion
-
-
-def _message_ts(click: Click) -> str:
-    container = click.body.get("container") or {}
-    return str(container.get("message_ts") or (click.body.get("message") or {}).get("ts") or "")
 
 
 def _typed_reason(body: dict[str, Any]) -> str:
@@ -204,19 +189,3 @@ def _typed_reason(body: dict[str, Any]) -> str:
         if isinstance(entry, dict) and entry.get("value"):
             return str(entry["value"]).strip()[:500]
     return ""
-
-
-def _profile(conversation: Conversation, user_id: str) -> tuple[str | None, str | None]:
-    """The requester's Slack name and email for the commit author (when Slack tells us)."""
-    try:
-        profile = conversation.client.users_info(user=user_id)["user"]["profile"]
-    except (SlackApiError, KeyError, TypeError):
-        return None, None
-    return profile.get("real_name") or None, profile.get("email") or None
-
-
-def _quiet(fn: Any) -> Any:
-    try:
-        return fn()
-    except GitOpsBotError:  # the preview shows what it can; the promotion does not depend on it
-        return None

@@ -12,6 +12,7 @@ from handlers.clicks import Click, register_click
 from handlers.conversation import Conversation
 from handlers.deps import Caller, Deps, Executor
 from handlers.grammar import CommandRequest
+from handlers.recording import target_of
 from handlers.views_rollback import (
     ACTION_CANCEL,
     ACTION_CONFIRM,
@@ -19,10 +20,12 @@ from handlers.views_rollback import (
     ACTION_HOLD_RELEASE,
     plain_notice,
     rollback_confirm,
+    rollback_run_title,
+    rollback_summary,
 )
 from handlers.views_status import short_rev
 from handlers.views_sync import sync_card
-from services.backend import AppRef, AppStatus, SyncRequest
+from services.backend import AppRef, AppStatus, RollbackPlan, SyncRequest
 from services.errors import PermissionDenied, UserError
 from services.operations import HOLD_SUSPEND, GitOpsService
 from services.pending import ButtonExpired, PendingAction, PendingActions
@@ -51,10 +54,20 @@ def rollback_executor(deps: Deps, ops: GitOpsService) -> Executor:
 
 
 def register(app: App, deps: Deps) -> None:
-    register_click(app, deps, ACTION_CONFIRM, _confirm, slow=True)
-    register_click(app, deps, ACTION_DISABLE_AUTOSYNC, _confirm, slow=True)
-    register_click(app, deps, ACTION_CANCEL, _cancel)
-    register_click(app, deps, ACTION_HOLD_RELEASE, _release)
+    register_click(app, deps, ACTION_CONFIRM, _confirm, slow=True, changes=True, locate=_locate)
+    register_click(app, deps, ACTION_DISABLE_AUTOSYNC, _confirm, slow=True, changes=True, locate=_locate)
+    register_click(app, deps, ACTION_CANCEL, _cancel, locate=_locate)
+    register_click(app, deps, ACTION_HOLD_RELEASE, _release, locate=_locate_hold)
+
+
+def _locate(click: Click, deps: Deps) -> str:
+    stored = deps.pending.get(click.value) if deps.pending is not None else None
+    return target_of(deps, AppRef(**stored.payload["ref"])) if stored is not None else ""
+
+
+def _locate_hold(click: Click, deps: Deps) -> str:
+    hold = deps.ops.holds.get(int(click.value)) if deps.ops is not None and click.value.isdigit() else None
+    return target_of(deps, AppRef(**hold.ref)) if hold is not None else ""
 
 
 def _stored(click: Click, pending: PendingActions) -> PendingAction:
@@ -62,7 +75,9 @@ def _stored(click: Click, pending: PendingActions) -> PendingAction:
     if stored is None:
         raise ButtonExpired("This button is no longer known to the bot. Run the command again.")
     if stored.requester != click.caller.user_id and stored.consumed_at is None:
-        raise PermissionDenied(msg.ROLLBACK_NOT_YOURS.format(user=stored.requester))
+        raise PermissionDenied(
+            msg.ROLLBACK_NOT_YOURS.format(user=stored.requester), mentions=[stored.requester]
+        )
     return stored
 
 
@@ -91,24 +106,40 @@ def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
         )
     elif plan.auto_sync:
         raise UserError(msg.ROLLBACK_AUTOSYNC.format(app=escape(ref.name)))
-    request = SyncRequest(revision=plan.to.revision, initiated_by=click.caller.user_name or user)
+    # A Flux rollback is a new commit, not a sync to `plan.to`: its card names no --revision.
+    revision = None if ref.backend == "flux" else plan.to.revision
+    request = SyncRequest(revision=revision, initiated_by=click.caller.user_name or user)
     before = plan.current.revision if plan.current else None
-    title = msg.ROLLBACK_RUN_TITLE.format(app=ref.name, id=plan.to.id)
+    title = rollback_run_title(plan)
 
     def card(status: AppStatus | None = None) -> Reply:
         return sync_card(ref, request, user=user, status=status, note=note, before=before, title=title)
 
     started = ops.start_rollback(plan, initiated_by=click.caller.user_name or user)
-    conversation.announce(card(started))
+    # The confirm card (ephemeral) now points at the public card instead of offering its buttons.
+    conversation.announce(
+        card(started), pointer=plain_notice(msg.ROLLBACK_STARTED.format(app=escape(ref.name)))
+    )
     final = ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
     if action.payload.get("suspend") and ref.backend == "flux":
         hold = ops.suspend_after_rollback(ref, user=user, channel=action.channel)
-        note = msg.ROLLBACK_SUSPENDED.format(hold=hold.id)
+        note = msg.ROLLBACK_SUSPENDED.format(hold=hold.id, args=escape(ops.resolver.command_args(ref)))
     reply = card(final)
-    detail = f"rollback to #{plan.to.id}: {short_rev(before)} → {short_rev(plan.to.revision)}; {reply.detail}"
+    label = rollback_summary(plan).lower() if ref.backend == "flux" else f"rollback to #{plan.to.id}"
+    after = _revision_after(plan, started)
+    detail = f"{label}: {short_rev(before)} → {short_rev(after)}; {reply.detail}"
     return Reply(
         reply.text, reply.blocks, reply.response_type, detail=detail, failed=reply.failed
     ), ref.display
+
+
+def _revision_after(plan: RollbackPlan, started: AppStatus) -> str | None:
+    """Argo CD deploys the chosen history entry; a Flux rollback deploys the commit it pushed (after
+    a revert that is the new revert commit, never the commit it reverted)."""
+    op = started.operation
+    if plan.ref.backend == "flux" and op is not None and op.revision:
+        return op.revision
+    return plan.to.revision
 
 
 def _cancel(click: Click, deps: Deps, conversation: Conversation) -> tuple[Reply, str]:

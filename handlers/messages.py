@@ -8,7 +8,7 @@ HELP_INTRO = (
     "Status, sync, diff, history, rollback and promotions for Argo CD and Flux apps. "
     "Git stays the source of truth: promotions and GitOps rollbacks are commits."
 )
-HELP_FOOTER = "Run `/gitops help SUBCOMMAND` for its flags and examples."
+HELP_FOOTER = "`/gitops help` with a subcommand shows its flags and examples, e.g. `/gitops help sync`."
 HELP_FILTERED = "Only the subcommands you may run are listed (`/gitops whoami` shows your roles)."
 HELP_USAGE = "*Usage*"
 HELP_FLAGS = "*Flags*"
@@ -20,7 +20,7 @@ BUSY = (
     "Nothing was started; try `/gitops {command}` again in a minute."
 )
 NOT_AVAILABLE = (
-    "`/gitops {subcommand}` is not available yet: it needs {needs}, which this version does not include."
+    "`{subcommand}` is not available here: it needs {needs}, which this bot is not configured with."
 )
 NOT_AVAILABLE_NEEDS: dict[str, str] = {
     "status": "the Argo CD or Flux backend",
@@ -30,7 +30,7 @@ NOT_AVAILABLE_NEEDS: dict[str, str] = {
     "rollback": "the Argo CD or Flux backend",
     "suspend": "the Flux backend",
     "resume": "the Flux backend",
-    "promote": "promotions",
+    "promote": "an Argo CD or Flux backend",
     "lock": "deploy locks",
     "unlock": "deploy locks",
     "drift": "drift alerts",
@@ -48,6 +48,14 @@ ERROR_INTERNAL = (
     "Reference `{correlation_id}` (give it to your platform team)."
 )
 REF = "ref `{correlation_id}`"
+
+CUTOFF_RESTART = "gitops-bot restarted before this finished"
+CUTOFF_SHUTDOWN = "gitops-bot was shut down before this finished"
+CUTOFF_UNKNOWN = (
+    ":warning: {what}, so its outcome is unknown: the change may have gone through. Check with {check}."
+)
+CUTOFF_NOTHING = ":warning: {what}; nothing was changed. Run `/gitops {command}` again."
+CUTOFF_NOTHING_CLICK = ":warning: {what}; nothing was changed. Click the button again."
 
 BUTTON_EXPIRED = ":hourglass: This button is no longer active. Run the command again to get a fresh one."
 
@@ -90,9 +98,6 @@ STATUS_LOCKED = ":lock: Locked: {reason}"
 SYNC_TITLE = "Sync {app}"
 SYNC_DRY_TITLE = "Dry-run sync {app}"
 SYNC_REQUESTED = "Requested by <@{user}>"
-SYNC_TIMEOUT = (
-    "Stopped watching after {timeout}: the operation goes on in Argo CD. Check with `/gitops status {app}`."
-)
 SYNC_NOTHING = "No app matches `{selector}`; nothing was synced."
 BATCH_TITLE = "Sync {count} apps matching {selector}"
 
@@ -103,6 +108,7 @@ DIFF_FILE_FAILED = "The full diff is too long for a message and could not be upl
 
 HISTORY_TITLE = "History of {app}"
 HISTORY_EMPTY = "`{app}` has no recorded deployments yet."
+HISTORY_ROLLBACK = "`{command}` goes back to #{id}"
 
 ROLLBACK_TITLE = "Roll back {app}?"
 ROLLBACK_BODY = "Roll back *{app}* from {current} to deployment *#{id}*: {revision}{when}."
@@ -121,6 +127,12 @@ ROLLBACK_CANCELLED = "Rollback of `{app}` cancelled by <@{user}>. Nothing change
 ROLLBACK_STARTED = ":rewind: Rolling back `{app}`; follow it in the channel."
 ROLLBACK_NOT_YOURS = "Only <@{user}>, who asked for this rollback, can confirm it."
 ROLLBACK_RUN_TITLE = "Rollback {app} to #{id}"
+ROLLBACK_CONFIRM_DIALOG = ("Roll back?", "{app} goes back to deployment #{id}.", "Roll back")
+ROLLBACK_DISABLE_DIALOG = (
+    "Disable auto-sync?",
+    "Auto-sync stays off for {app} until someone turns it back on.",
+    "Do it",
+)
 HOLD_REMINDER = (
     ":double_vertical_bar: Auto-sync is still *off* for `{app}` since {since} (turned off by <@{user}> "
     "for a rollback). Git changes are not being deployed to it."
@@ -132,17 +144,34 @@ HOLD_SUSPENDED_REMINDER = (
 )
 HOLD_RESUME = "Resume"
 ROLLBACK_SUSPENDED = (
-    "Suspended afterwards (hold #{hold}) so automation cannot roll it forward; `/gitops resume` ends it."
+    "Suspended afterwards (hold #{hold}) so automation cannot roll it forward; "
+    "`/gitops resume {args}` ends it."
 )
 HOLD_RESUMED = ":arrow_forward: `{app}` is reconciling again (resumed by <@{user}>)."
 SUSPENDED = (
-    ":double_vertical_bar: Suspended `{app}`: Flux stops reconciling it until `/gitops resume {name}`."
+    ":double_vertical_bar: Suspended `{app}`: Flux stops reconciling it until `/gitops resume {args}`."
 )
 RESUME_TITLE = "Resume {app}"
 FLUX_ROLLBACK_REVERT = (
     "Revert commit {revision} in Git (the latest change to `{path}`), push, then reconcile *{app}*."
 )
 FLUX_ROLLBACK_RESTORE = "Restore `{path}` to commit {revision} in Git, push, then reconcile *{app}*."
+# A Flux rollback is a new commit: after a revert the app runs the reverted commit's parent, so the
+# wording names the commit undone ("Revert 840f65c"), never "roll back to" it.
+FLUX_REVERT_LABEL = "Revert {sha}"
+FLUX_RESTORE_LABEL = "Restore to {sha}"
+FLUX_REVERT_RUN_TITLE = "Revert {sha} in {app}"
+FLUX_RESTORE_RUN_TITLE = "Restore {app} to {sha}"
+FLUX_REVERT_DIALOG = (
+    "Revert {sha}?",
+    "A new commit undoes {sha} in Git; {app} then runs what it ran before {sha}.",
+    "Revert",
+)
+FLUX_RESTORE_DIALOG = (
+    "Restore to {sha}?",
+    "A new commit puts `{path}` back as it was at {sha}; {app} then runs that.",
+    "Restore",
+)
 HOLD_RELEASED = ":arrow_forward: Auto-sync is back *on* for `{app}` (by <@{user}>)."
 HOLD_ALREADY = "Auto-sync for `{app}` was already turned back on."
 
@@ -172,13 +201,40 @@ PROMOTE_APPROVALS = "*Approvals*\n{have} of {need}"
 PROMOTE_APPROVED_BY = "Approved by {users}"
 PROMOTE_REJECTED = ":no_entry_sign: Rejected by <@{user}>: {reason}"
 PROMOTE_EXPIRED = (
-    ":hourglass: Expired: nobody approved within {ttl}. Run `/gitops promote` again if it is still wanted."
+    ":hourglass: Expired: nobody approved within {ttl}. "
+    "Run `/gitops promote {app} --to {target} --from {source}` again if it is still wanted."
 )
 PROMOTE_SUPERSEDED = (
     ":warning: `{target}` moved since this was requested; here is the diff as it is now. "
     "Earlier approvals no longer count: approve again."
 )
 PROMOTE_COMMITTED = ":white_check_mark: Committed `{sha}` to `{repo}`; now deploying."
+PROMOTE_LOCKED = (
+    ":lock: `{scope}` is locked by <@{user}>: {reason}. Approving and committing wait until it is "
+    "unlocked; only an admin's `--force` on the request passes a lock."
+)
+PROMOTE_FORCED = ":unlock: Requested with `--force` by <@{user}>: deploy locks on `{target}` do not stop it."
+PROMOTE_APPROVE_LOCKED = (
+    "Your approval was not recorded: `{scope}` is locked by <@{user}>: {reason}. "
+    "Approve again once it is unlocked."
+)
+PROMOTE_NOT_COMMITTED = ":x: Not committed: {why} Nothing was pushed."
+PROMOTE_LOCKED_AT_COMMIT = "`{scope}` was locked by <@{user}> ({reason}) before the commit."
+PROMOTE_RETRY = "Ask again once that is resolved: `/gitops promote {app} --to {target} --from {source}`."
+PROMOTE_NOT_DEPLOYED = (
+    ":lock: Committed `{sha}` to `{repo}` but not deployed: `{scope}` was locked by <@{user}> ({reason}) "
+    "meanwhile. Deploy it once unlocked with `{command}`."
+)
+PROMOTE_NOT_DEPLOYED_AUTO = " Auto-sync is on, so Argo CD or Flux may deploy it anyway."
+PROMOTE_REDUNDANT = ":white_check_mark: Nothing left to promote: already done by {by}."
+PROMOTE_REDUNDANT_GIT = (
+    ":white_check_mark: Nothing left to promote: `{target}` already runs what `{source}` runs."
+)
+PROMOTE_CARD_LINK = "the approval card"
+PROMOTE_ELSEWHERE = (
+    ":inbox_tray: <@{user}> asks to promote *{app}* to `{target}`: {summary}. Approval is requested in "
+    "<#{channel}>{link}."
+)
 PROMOTE_APPROVE = "Approve"
 PROMOTE_REJECT = "Reject"
 PROMOTE_REASON_LABEL = "Reason (for Reject)"
@@ -192,6 +248,10 @@ DRIFT_KIND = {
 DRIFT_RESOLVED = ":white_check_mark: Resolved after {duration}."
 DRIFT_REOPENED = ":repeat: Back again (flapped {count}×)."
 DRIFT_DIGEST_TITLE = ":rotating_light: {count} new drift incidents"
+DRIFT_DIGEST_PROGRESS = "{resolved} of {count} resolved"
+DRIFT_DIGEST_ALL_RESOLVED = ":white_check_mark: {count} drift incidents: all resolved"
+DRIFT_DIGEST_ITEM_RESOLVED = "resolved after {duration}"
+DRIFT_DIGEST_FOOTER = "Each resolution is posted in this thread. `/gitops drift` lists what is open."
 DRIFT_UNREACHABLE = (
     ":electric_plug: {backend} is not answering: drift there is not being checked "
     "(nothing is marked resolved)."

@@ -44,7 +44,8 @@ def diff_reply(
     return message(f"Diff {ref.name}: {rendered.summary}", blocks, detail=truncate(rendered.summary, 300))
 
 
-def history_reply(ref: AppRef, entries: Sequence[HistoryEntry]) -> Reply:
+def history_reply(ref: AppRef, entries: Sequence[HistoryEntry], *, args: str | None = None) -> Reply:
+    """`args`: how to name the app in a command (`api prod`), for the rollback example."""
     if not entries:
         text = msg.HISTORY_EMPTY.format(app=escape(ref.name))
         return message(text, [section(text)])
@@ -62,9 +63,10 @@ def history_reply(ref: AppRef, entries: Sequence[HistoryEntry]) -> Reply:
     blocks: list[Block] = [header(msg.HISTORY_TITLE.format(app=ref.name))]
     for start in range(0, len(lines), 8):
         blocks.append(section("\n".join(lines[start : start + 8])))
-    blocks.append(
-        context(
-            f"`{escape(ref.display)}` · newest first · roll back with `/gitops rollback {ref.name} --to ID`"
-        )
-    )
+    earlier = next((e for e in entries[:15] if not e.current), None)
+    hint = ""
+    if earlier is not None:  # a real example, runnable as written
+        command = f"/gitops rollback {args or ref.display} --to {earlier.id}"
+        hint = " · " + msg.HISTORY_ROLLBACK.format(command=escape(command), id=escape(earlier.id))
+    blocks.append(context(f"`{escape(ref.display)}` · newest first{hint}"))
     return message(f"History of {ref.name}", blocks)

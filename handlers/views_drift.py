@@ -8,6 +8,7 @@ from datetime import datetime
 from handlers import messages as msg
 from handlers.blocks import Block, Reply, actions, button, context, escape, header, message, section, truncate
 from services.drift_store import Incident
+from services.revisions import shorten_revisions
 
 ACTION_SYNC = "drift_sync"
 ACTION_DIFF = "drift_diff"
@@ -31,9 +32,7 @@ def incident_card(incident: Incident, *, now: datetime) -> Reply:
     title = f"{kind}: {incident.app}"
     blocks: list[Block] = [
         header(f"{'Resolved: ' if resolved else ''}{title}"),
-        section(
-            f"{icon} *{escape(truncate(incident.title, 300))}*\n{escape(truncate(incident.detail, 1500))}"
-        ),
+        section(f"{icon} *{_text(incident.title, 300)}*\n{_text(incident.detail, 1500)}"),
     ]
     if incident.resources:
         blocks.append(section("\n".join(f"• `{escape(r)}`" for r in incident.resources[:10])))
@@ -72,23 +71,44 @@ def incident_card(incident: Incident, *, now: datetime) -> Reply:
 
 
 def digest_card(incidents: Sequence[Incident]) -> Reply:
-    title = msg.DRIFT_DIGEST_TITLE.format(count=len(incidents))
-    lines = [
-        f"• *{escape(i.app)}*: {escape(msg.DRIFT_KIND.get(i.kind, i.kind))}: {escape(truncate(i.title, 150))}"
-        for i in incidents
-    ]
+    """One message for a storm of new incidents. Redrawn from all of them as they change: each
+    stays listed, struck through once resolved, until the title says all are."""
+    resolved = [i for i in incidents if not i.is_open]
+    if incidents and len(resolved) == len(incidents):
+        title = msg.DRIFT_DIGEST_ALL_RESOLVED.format(count=len(incidents))
+    else:
+        title = msg.DRIFT_DIGEST_TITLE.format(count=len(incidents))
+        if resolved:
+            title += " · " + msg.DRIFT_DIGEST_PROGRESS.format(resolved=len(resolved), count=len(incidents))
+    lines = [_digest_line(i) for i in incidents]
     blocks: list[Block] = [section(f"*{title}*")]
     for start in range(0, min(len(lines), 200), 25):
         blocks.append(section("\n".join(lines[start : start + 25])))
-    blocks.append(context("Each resolution is posted in this thread. `/gitops drift` lists what is open."))
+    blocks.append(context(msg.DRIFT_DIGEST_FOOTER))
     return message(title, blocks, in_channel=True)
+
+
+def _digest_line(incident: Incident) -> str:
+    kind = escape(msg.DRIFT_KIND.get(incident.kind, incident.kind))
+    item = f"*{escape(incident.app)}*: {kind}: {_text(incident.title, 150)}"
+    if incident.is_open or incident.resolved_at is None:
+        return f"• {item}"
+    took = msg.DRIFT_DIGEST_ITEM_RESOLVED.format(
+        duration=duration_text(incident.first_seen, incident.resolved_at)
+    )
+    return f"• :white_check_mark: ~{item}~ {took}"
+
+
+def _text(value: str, limit: int) -> str:
+    # Titles and details come from the cluster; Flux revisions in them read as `flux get` shows them.
+    return escape(truncate(shorten_revisions(value), limit))
 
 
 def open_incidents_reply(incidents: Sequence[Incident]) -> Reply:
     if not incidents:
         return message(msg.DRIFT_NONE, [section(msg.DRIFT_NONE)])
     lines = [
-        f"• *{escape(i.app)}* {escape(msg.DRIFT_KIND.get(i.kind, i.kind))}: {escape(truncate(i.title, 150))}"
+        f"• *{escape(i.app)}* {escape(msg.DRIFT_KIND.get(i.kind, i.kind))}: {_text(i.title, 150)}"
         f" (since {i.first_seen:%m-%d %H:%M} UTC)"
         for i in incidents
     ]

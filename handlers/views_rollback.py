@@ -21,14 +21,45 @@ def _entry(entry: HistoryEntry | None) -> str:
     return f"#{escape(entry.id)} `{escape(short_rev(entry.revision))}`"
 
 
+def _reverts(plan: RollbackPlan) -> bool:
+    """A Flux plan that targets the deployed commit reverts it; any other Flux plan restores."""
+    return plan.current is not None and plan.current.id == plan.to.id
+
+
+def rollback_summary(plan: RollbackPlan) -> str:
+    """What the rollback does, for the button and the audit: Argo CD `Roll back to #3`; Flux
+    `Revert 840f65c` (the app then runs its parent) or `Restore to 840f65c`."""
+    if plan.ref.backend != "flux":
+        return msg.ROLLBACK_CONFIRM + f" to #{plan.to.id}"
+    template = msg.FLUX_REVERT_LABEL if _reverts(plan) else msg.FLUX_RESTORE_LABEL
+    return template.format(sha=short_rev(plan.to.revision))
+
+
+def rollback_run_title(plan: RollbackPlan) -> str:
+    """The title of the card that follows the rollback to its end."""
+    app = plan.ref.name
+    if plan.ref.backend != "flux":
+        return msg.ROLLBACK_RUN_TITLE.format(app=app, id=plan.to.id)
+    template = msg.FLUX_REVERT_RUN_TITLE if _reverts(plan) else msg.FLUX_RESTORE_RUN_TITLE
+    return template.format(app=app, sha=short_rev(plan.to.revision))
+
+
+def _dialog(plan: RollbackPlan, app: str) -> tuple[str, str, str]:
+    if plan.ref.backend != "flux":
+        title, text, ok = msg.ROLLBACK_CONFIRM_DIALOG
+        return title, text.format(app=app, id=escape(plan.to.id)), ok
+    sha = short_rev(plan.to.revision)
+    title, text, ok = msg.FLUX_REVERT_DIALOG if _reverts(plan) else msg.FLUX_RESTORE_DIALOG
+    return title.format(sha=sha), text.format(sha=sha, app=app, path=escape(plan.path or ".")), ok
+
+
 def rollback_confirm(plan: RollbackPlan, pending_id: str) -> Reply:
     app = escape(plan.ref.name)
     when = f", deployed {plan.to.deployed_at:%Y-%m-%d %H:%M} UTC" if plan.to.deployed_at else ""
     subject = f" ({escape(plan.to.message.splitlines()[0][:120])})" if plan.to.message else ""
     revision = f"`{escape(short_rev(plan.to.revision))}`{subject}"
     if plan.ref.backend == "flux":
-        reverting = plan.current is not None and plan.current.id == plan.to.id
-        template = msg.FLUX_ROLLBACK_REVERT if reverting else msg.FLUX_ROLLBACK_RESTORE
+        template = msg.FLUX_ROLLBACK_REVERT if _reverts(plan) else msg.FLUX_ROLLBACK_RESTORE
         body = template.format(revision=revision, path=escape(plan.path or "."), app=app)
     else:
         body = msg.ROLLBACK_BODY.format(
@@ -39,27 +70,23 @@ def rollback_confirm(plan: RollbackPlan, pending_id: str) -> Reply:
     if plan.auto_sync:
         blocks.append(section(msg.ROLLBACK_AUTOSYNC.format(app=app)))
         blocks.append(section(msg.ROLLBACK_AUTOSYNC_OFFER))
+        title, text, ok = msg.ROLLBACK_DISABLE_DIALOG
         go = button(
             msg.ROLLBACK_DISABLE,
             ACTION_DISABLE_AUTOSYNC,
             pending_id,
             style="danger",
-            confirm=(
-                "Disable auto-sync?",
-                f"Auto-sync stays off for {app} until someone turns it back on.",
-                "Do it",
-            ),
+            confirm=(title, text.format(app=app), ok),
         )
     else:
         go = button(
-            msg.ROLLBACK_CONFIRM + f" to #{plan.to.id}",
-            ACTION_CONFIRM,
-            pending_id,
-            style="danger",
-            confirm=("Roll back?", f"{app} goes back to deployment #{escape(plan.to.id)}.", "Roll back"),
+            rollback_summary(plan), ACTION_CONFIRM, pending_id, style="danger", confirm=_dialog(plan, app)
         )
     blocks.append(actions(go, cancel, block_id=f"rollback-{pending_id}"))
     blocks.append(context(f"`{escape(plan.ref.display)}`"))
+    if plan.ref.backend == "flux":
+        summary = rollback_summary(plan)
+        return message(f"{rollback_run_title(plan)}?", blocks, detail=summary[0].lower() + summary[1:])
     return message(f"Roll back {plan.ref.name} to #{plan.to.id}?", blocks, detail=f"to #{plan.to.id}")
 
 

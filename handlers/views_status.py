@@ -23,17 +23,22 @@ from handlers.blocks import (
 from handlers.views_admin import lock_line
 from services.backend import AppStatus, Operation
 from services.locks import Lock
+from services.revisions import short_revision, shorten_revisions
 
 _LINES_PER_SECTION = 35  # keeps each section well under Slack's 3000 characters
 _MAX_LISTED = 150  # beyond this, say how many more instead of listing
 
 
 def short_rev(revision: str | None) -> str:
+    """A revision as `flux get` / `git log --oneline` show it (`main@sha1:0123abcd`, `0123abc`)."""
     if not revision:
         return "—"
-    if len(revision) == 40 and all(c in "0123456789abcdef" for c in revision):
-        return revision[:7]
-    return truncate(revision, 40)
+    return truncate(short_revision(revision), 40)
+
+
+def cluster_text(text: str, limit: int) -> str:
+    """A message from the cluster, escaped, its Flux revisions shortened (they are 50+ characters)."""
+    return escape(truncate(shorten_revisions(text), limit))
 
 
 def health_text(status: AppStatus) -> str:
@@ -49,7 +54,7 @@ def operation_text(op: Operation) -> str:
     who = f" by {escape(op.initiated_by)}" if op.initiated_by else (" (automated)" if op.automated else "")
     text = f"{icon} {escape(op.phase)}{who}"
     if op.message:
-        text += f": {escape(truncate(op.message, 300))}"
+        text += f": {cluster_text(op.message, 300)}"
     return text
 
 
@@ -59,24 +64,24 @@ def status_detail(status: AppStatus, *, locks: Sequence[Lock] = ()) -> Reply:
         f"*Sync*\n{sync_text(status)}",
         f"*Health*\n{health_text(status)}",
         f"*Revision*\n`{escape(short_rev(status.revision))}`"
-        + (f" (target `{escape(status.target_revision)}`)" if status.target_revision else ""),
+        + (f" (target `{escape(short_rev(status.target_revision))}`)" if status.target_revision else ""),
         f"*Auto-sync*\n{'on' if status.auto_sync else 'off'}" + (" · suspended" if status.suspended else ""),
     ]
     blocks: list[Block] = [header(f"{ref.name} ({ref.instance})"), fields_section(fields)]
     if status.health_message:
-        blocks.append(section(f"*Health message*\n{escape(truncate(status.health_message, 500))}"))
+        blocks.append(section(f"*Health message*\n{cluster_text(status.health_message, 500)}"))
     if status.images:
         shown = "\n".join(f"`{escape(i)}`" for i in status.images[:8])
         more = f"\n… {len(status.images) - 8} more" if len(status.images) > 8 else ""
         blocks.append(section(f"*Images*\n{shown}{more}"))
     if status.conditions:
-        lines = [f"• *{escape(c.type)}*: {escape(truncate(c.message, 300))}" for c in status.conditions[:6]]
+        lines = [f"• *{escape(c.type)}*: {cluster_text(c.message, 300)}" for c in status.conditions[:6]]
         blocks.append(section("*Conditions*\n" + "\n".join(lines)))
     unhealthy = [r for r in status.resources if r.health not in ("", "Healthy") or r.sync == "OutOfSync"]
     if unhealthy:
         lines = [
             f"• `{escape(r.kind)}/{escape(r.name)}` {escape(r.sync)} {escape(r.health)}"
-            + (f": {escape(truncate(r.message, 200))}" if r.message else "")
+            + (f": {cluster_text(r.message, 200)}" if r.message else "")
             for r in unhealthy[:10]
         ]
         blocks.append(section("*Resources needing attention*\n" + "\n".join(lines)))

@@ -6,8 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from handlers import messages as msg
-from handlers.blocks import Block, Reply, context, escape, fields_section, header, message, section, truncate
-from handlers.views_status import health_text, short_rev, sync_text
+from handlers.blocks import (
+    Block,
+    Reply,
+    context,
+    escape,
+    escape_except_mentions,
+    fields_section,
+    header,
+    message,
+    section,
+    truncate,
+)
+from handlers.views_status import cluster_text, health_text, short_rev, sync_text
 from services.backend import AppRef, AppStatus, SyncRequest
 
 
@@ -38,7 +49,7 @@ def sync_card(
     icon = msg.PHASE_ICON.get(phase, ":grey_question:")
     options = [flag for flag, on in (("--prune", request.prune), ("--dry-run", request.dry_run)) if on]
     if request.revision:
-        options.append(f"--revision {request.revision}")
+        options.append(f"--revision {short_rev(request.revision)}")
     fields = [
         f"*Phase*\n{icon} {escape(phase)}",
         f"*Requested by*\n<@{escape(user)}>",
@@ -50,7 +61,7 @@ def sync_card(
         fields.append(f"*Took*\n{_duration(op.duration_seconds)}")
     blocks: list[Block] = [header(title), fields_section(fields)]
     if op and op.message:
-        blocks.append(section(escape(truncate(op.message, 1000))))
+        blocks.append(section(cluster_text(op.message, 1000)))
     if op and op.failed_resources:
         lines = "\n".join(f"• {escape(truncate(r, 300))}" for r in op.failed_resources[:10])
         blocks.append(section(f"*Failed*\n{lines}"))
@@ -79,6 +90,7 @@ class BatchItem:
     ref: AppRef
     phase: str  # Requested, Running, Succeeded, Failed, Error, Skipped
     message: str = ""
+    mentions: tuple[str, ...] = ()  # user ids the bot wrote into `message` (a lock's owner)
 
 
 def batch_card(selector: str, items: Sequence[BatchItem], *, user: str, dry_run: bool) -> Reply:
@@ -92,7 +104,11 @@ def batch_card(selector: str, items: Sequence[BatchItem], *, user: str, dry_run:
     ]
     lines = [
         f"{msg.PHASE_ICON.get(i.phase, ':grey_question:')} `{escape(i.ref.display)}` {escape(i.phase)}"
-        + (f": {escape(truncate(i.message, 150))}" if i.message and i.phase != "Succeeded" else "")
+        + (
+            f": {escape_except_mentions(truncate(i.message, 150), i.mentions)}"
+            if i.message and i.phase != "Succeeded"
+            else ""
+        )
         for i in items
     ]
     blocks: list[Block] = [header(title), fields_section(fields)]

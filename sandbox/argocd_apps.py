@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import copy
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox.argocd_git import Manifest, Repo, build_manifests, resource_key, set_image
+from sandbox.argocd_git import Manifest, Repo, Upstream, build_manifests, resource_key, set_image
 from sandbox.argocd_live import apply_live, object_uid
-from sandbox.argocd_state import CONTROL_PLANE_NAMESPACE, AppRecord, Store, rfc3339
+from sandbox.argocd_state import CONTROL_PLANE_NAMESPACE, RFC3339, AppRecord, Store, rfc3339
 
 DEFAULT_AUTHOR = "Alice Example <alice@example.com>"
 _DEPLOY_SPACING = 3600.0  # seconds between the generated past deployments
@@ -32,6 +34,7 @@ class AppSpec:
     replicas: int = 2
     history: int = 3
     health: str = "Healthy"
+    commits: Sequence[Upstream] = ()  # real commits to deploy in turn instead of `history` made-up ones
 
 
 def sync_message(manifest: Mapping[str, Any], verb: str) -> str:
@@ -58,21 +61,27 @@ def sync_result_row(
 
 
 def new_record(store: Store, spec: AppSpec) -> AppRecord:
-    """An app deployed `spec.history` times; Synced at the newest commit (never synced if 0)."""
+    """An app deployed `spec.history` times, or once per `spec.commits`; Synced at the newest commit
+    (never synced if none)."""
     name, now = spec.name, store.clock()
     dest_namespace = spec.dest_namespace or name
     images = [image.replace("NAME", name) for image in spec.images]
-    deployments = max(spec.history, 0)
     repo = Repo(name, branch="main" if spec.target_revision == "HEAD" else spec.target_revision)
-    commits = max(deployments, 1)
-    for index in range(1, commits + 1):
-        deployed = now - (commits - index) * _DEPLOY_SPACING - 60
-        repo.commit(
-            build_manifests(name, dest_namespace, images, spec.replicas, {"RELEASE": str(index)}),
-            message=f"Add {name}" if index == 1 else f"Release {name} r{index}",
-            author=DEFAULT_AUTHOR,
-            date=rfc3339(deployed - 300),
-        )
+    if spec.commits:
+        deployments = commits = len(spec.commits)
+        deploy_times = _mirror(repo, spec, images, dest_namespace, now)
+    else:
+        deployments = max(spec.history, 0)
+        commits = max(deployments, 1)
+        deploy_times = [now - (deployments - i) * _DEPLOY_SPACING - 60 for i in range(1, deployments + 1)]
+        for index in range(1, commits + 1):
+            deployed = now - (commits - index) * _DEPLOY_SPACING - 60
+            repo.commit(
+                build_manifests(name, dest_namespace, images, spec.replicas, {"RELEASE": str(index)}),
+                message=f"Add {name}" if index == 1 else f"Release {name} r{index}",
+                author=DEFAULT_AUTHOR,
+                date=rfc3339(deployed - 300),
+            )
     source = {
         "repoURL": spec.repo_url,
         "path": spec.path or f"apps/{name}",
@@ -94,8 +103,8 @@ def new_record(store: Store, spec: AppSpec) -> AppRecord:
     initiator = {"automated": True} if spec.auto_sync else {"username": "alice@example.com"}
     history = [
         {
-            "deployStartedAt": rfc3339(now - (deployments - i) * _DEPLOY_SPACING - 61),
-            "deployedAt": rfc3339(now - (deployments - i) * _DEPLOY_SPACING - 60),
+            "deployStartedAt": rfc3339(deploy_times[i - 1] - 1),
+            "deployedAt": rfc3339(deploy_times[i - 1]),
             "id": i,
             "revision": repo.commits[i - 1].sha,
             "source": dict(source),
@@ -144,13 +153,32 @@ def new_record(store: Store, spec: AppSpec) -> AppRecord:
     }
     record = AppRecord(app=app, repo=repo, live={}, health=(spec.health, ""))
     if deployments:
-        deployed_at = rfc3339(now - 60)
+        deployed_at = rfc3339(deploy_times[-1])
         for manifest in repo.head.manifests:
             version = store.next_resource_version()
             record.live[resource_key(manifest)] = apply_live(manifest, None, version, deployed_at)
     store.recompute(record)
     store.touch(record)
     return record
+
+
+def _mirror(repo: Repo, spec: AppSpec, images: list[str], namespace: str, now: float) -> list[float]:
+    """Commit `spec.commits` with their real SHAs; each was deployed a minute after it was made
+    (and before now, in order). Returns the deploy times, oldest first."""
+    running, replicas, deployed_at = list(images), spec.replicas, []
+    for index, upstream in enumerate(spec.commits, start=1):
+        running = [upstream.image] if upstream.image else running
+        replicas = upstream.replicas if upstream.replicas is not None else replicas
+        repo.commit(
+            build_manifests(spec.name, namespace, running, replicas, {"RELEASE": str(index)}),
+            message=upstream.message,
+            author=upstream.author,
+            date=upstream.date,
+            sha=upstream.sha,
+        )
+        latest = now - 60 - (len(spec.commits) - index)
+        deployed_at.append(min(calendar.timegm(time.strptime(upstream.date, RFC3339)) + 60, latest))
+    return deployed_at
 
 
 def push_revision(
@@ -165,8 +193,11 @@ def push_revision(
     tags: Sequence[str] = (),
     add: Sequence[Manifest] = (),
     remove: Sequence[str] = (),
+    sha: str | None = None,
+    date: str | None = None,
 ) -> str:
-    """Commit changed manifests on the app's branch; the app turns OutOfSync (auto-sync may follow)."""
+    """Commit changed manifests on the app's branch; the app turns OutOfSync (auto-sync may follow).
+    `sha` / `date` mirror a real commit; by default the SHA is made up and the date is now."""
     manifests = [
         m for m in record.repo.head_manifests() if f"{m['kind']}/{m['metadata']['name']}" not in remove
     ]
@@ -178,7 +209,9 @@ def push_revision(
         if manifest["kind"] == "ConfigMap" and config is not None:
             manifest["data"] = dict(config)
     manifests.extend(copy.deepcopy(list(add)))
-    commit = record.repo.commit(manifests, message=message, author=author, date=store.now(), tags=tags)
+    commit = record.repo.commit(
+        manifests, message=message, author=author, date=date or store.now(), tags=tags, sha=sha
+    )
     store.recompute(record)
     record.reconcile_due = True  # lets auto-sync notice the new revision on the next tick
     store.touch(record, wake_controller=True)

@@ -19,13 +19,13 @@ from sandbox import argocd_apps
 from sandbox.argocd_apps import DEFAULT_AUTHOR, AppSpec
 from sandbox.argocd_controller import Controller
 from sandbox.argocd_faults import Faults, RecordedRequest
-from sandbox.argocd_git import Manifest
+from sandbox.argocd_git import Manifest, Upstream
 from sandbox.argocd_http import RebindableServer
 from sandbox.argocd_routes import ArgoApi
 from sandbox.argocd_schema import BodySchema
 from sandbox.argocd_state import AppRecord, InjectedFailure, Store
 
-__all__ = ["JWT_TOKEN", "FakeArgoCD", "RecordedRequest"]
+__all__ = ["JWT_TOKEN", "FakeArgoCD", "RecordedRequest", "Upstream"]
 
 # header {"alg":"HS256","typ":"JWT"}, claims {"iss":"argocd","sub":"gitops-bot:apiKey",...}; unsigned.
 JWT_TOKEN = (
@@ -103,10 +103,13 @@ class FakeArgoCD:
         replicas: int = 2,
         history: int = 3,
         health: str = "Healthy",
+        commits: Sequence[Upstream] = (),
     ) -> None:
+        """`commits`: real commits (oldest first) the app was deployed at, one history entry each,
+        instead of `history` made-up ones; the fake then reports their SHAs, authors and dates."""
         spec = AppSpec(
             name, project, namespace, dest_namespace, repo_url, path, target_revision,
-            labels, auto_sync, tuple(images), replicas, history, health,
+            labels, auto_sync, tuple(images), replicas, history, health, tuple(commits),
         )  # fmt: skip
         with self._store.lock:
             if name in self._store.records:
@@ -141,12 +144,15 @@ class FakeArgoCD:
         tags: Sequence[str] = (),
         add: Sequence[Manifest] = (),
         remove: Sequence[str] = (),
+        sha: str | None = None,
+        date: str | None = None,
     ) -> str:
-        """A new commit on the app's branch; `add` manifests, `remove` "Kind/name"s. Returns the SHA."""
+        """A new commit on the app's branch; `add` manifests, `remove` "Kind/name"s. Returns the SHA.
+        `sha` and `date` (RFC 3339) mirror a real commit instead of making them up."""
         with self._store.lock:
             return argocd_apps.push_revision(
                 self._store, self._record(name), image=image, replicas=replicas, config=config,
-                message=message, author=author, tags=tags, add=add, remove=remove,
+                message=message, author=author, tags=tags, add=add, remove=remove, sha=sha, date=date,
             )  # fmt: skip
 
     def drift(self, name: str, *, replicas: int | None = None, image: str | None = None) -> None:

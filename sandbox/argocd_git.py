@@ -13,6 +13,7 @@ Manifest = dict[str, Any]
 Key = tuple[str, str, str, str]  # group, kind, namespace, name
 
 _HEX_PREFIX = re.compile(r"[0-9a-f]{7,40}")
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
 
 def clone(value: Any) -> Any:
@@ -79,6 +80,19 @@ def set_image(manifest: Manifest, image: str) -> None:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """A commit of a real repository that an app's fake Git mirrors, so the fake reports its SHA,
+    author, date and message (the demo feeds these from its deploy repository)."""
+
+    sha: str
+    author: str  # "Name <email>"
+    date: str  # RFC 3339, second precision, UTC
+    message: str
+    image: str | None = None  # what the commit deploys; None keeps the app's image / replicas
+    replicas: int | None = None
+
+
+@dataclass(frozen=True)
 class Commit:
     sha: str
     author: str
@@ -109,9 +123,14 @@ class Repo:
         author: str,
         date: str,
         tags: Sequence[str] = (),
+        sha: str | None = None,
     ) -> Commit:
-        seed = f"{self.app}\0{len(self.commits)}\0{message}\0{date}"
-        sha = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+        """A new tip; `sha` names it after a real commit, else a stable made-up SHA is used."""
+        if sha is None:
+            seed = f"{self.app}\0{len(self.commits)}\0{message}\0{date}"
+            sha = hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+        elif not _FULL_SHA.fullmatch(sha):
+            raise ValueError(f"not a full commit SHA: {sha!r}")
         commit = Commit(sha, author, date, message, tuple(manifests), tuple(tags))
         self.commits.append(commit)
         return commit

@@ -17,9 +17,12 @@ USERNAME = "gitops-bot"
 DEFAULT_HISTORY_LIMIT = 10
 
 
+RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def rfc3339(seconds: float) -> str:
     """Second precision, as Kubernetes' metav1.Time marshals."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    return time.strftime(RFC3339, time.gmtime(seconds))
 
 
 def auto_sync_enabled(spec: Mapping[str, Any]) -> bool:

@@ -39,9 +39,17 @@ def _env() -> dict[str, str]:
     return env
 
 
-def git_bytes(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -> bytes:
+def git_bytes(
+    *args: str, cwd: Path | None = None, stdin: bytes | None = None, env: Mapping[str, str] | None = None
+) -> bytes:
     done = subprocess.run(
-        ["git", *args], cwd=cwd, input=stdin, capture_output=True, env=_env(), check=False, timeout=60
+        ["git", *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        env={**_env(), **(env or {})},
+        check=False,
+        timeout=60,
     )
     if done.returncode != 0:
         error = done.stderr.decode("utf-8", errors="replace").strip()
@@ -49,8 +57,8 @@ def git_bytes(*args: str, cwd: Path | None = None, stdin: bytes | None = None) -
     return done.stdout
 
 
-def git(*args: str, cwd: Path | None = None) -> str:
-    return git_bytes(*args, cwd=cwd).decode("utf-8", errors="replace")
+def git(*args: str, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> str:
+    return git_bytes(*args, cwd=cwd, env=env).decode("utf-8", errors="replace")
 
 
 def local_path(url: str) -> Path | None:
@@ -71,36 +79,44 @@ def _write(work: Path, files: Mapping[str, str]) -> None:
 
 
 def make_deploy_repo(
-    root: Path, files: Mapping[str, str], *, name: str = "deploy", branch: str = "main"
+    root: Path,
+    files: Mapping[str, str],
+    *,
+    name: str = "deploy",
+    branch: str = "main",
+    message: str = "Initial commit",
+    date: str | None = None,
 ) -> tuple[Path, Path]:
-    """`root/<name>.git` (bare) and `root/<name>` (a clone), with `files` in a first pushed commit."""
+    """`root/<name>.git` (bare) and `root/<name>` (a clone), with `files` in a first pushed commit
+    (made `date`, when given, else now)."""
     bare, work = root / f"{name}.git", root / name
     git("init", "--bare", "--quiet", f"--initial-branch={branch}", str(bare))
     git("clone", "--quiet", str(bare), str(work))
     git("checkout", "--quiet", "-B", branch, cwd=work)
-    _write(work, files)
-    git("add", "--all", cwd=work)
-    git("commit", "--quiet", "--allow-empty", "--no-gpg-sign", "-m", "Initial commit", cwd=work)
-    git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+    commit_files(work, files, message, date=date)
     return bare, work
 
 
-def commit_files(work: Path, files: Mapping[str, str | None], message: str) -> str:
-    """Write (or, for None, delete) files in the work clone, commit, push the branch; returns the SHA."""
+def commit_files(
+    work: Path, files: Mapping[str, str | None], message: str, *, date: str | None = None
+) -> str:
+    """Write (or, for None, delete) files in the work clone, commit, push the branch; returns the SHA.
+    `date` (any form git accepts, e.g. RFC 3339) dates the commit in the past; default now."""
     for relative, content in files.items():
         if content is None:
             (work / relative).unlink(missing_ok=True)
         else:
             _write(work, {relative: content})
     git("add", "--all", cwd=work)
-    git("commit", "--quiet", "--allow-empty", "--no-gpg-sign", "-m", message, cwd=work)
+    dated = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else None
+    git("commit", "--quiet", "--allow-empty", "--no-gpg-sign", "-m", message, cwd=work, env=dated)
     branch = git("rev-parse", "--abbrev-ref", "HEAD", cwd=work).strip()
     git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
     return git("rev-parse", "HEAD", cwd=work).strip()
 
 
-def commit_file(work: Path, path: str, content: str, message: str) -> str:
-    return commit_files(work, {path: content}, message)
+def commit_file(work: Path, path: str, content: str, message: str, *, date: str | None = None) -> str:
+    return commit_files(work, {path: content}, message, date=date)
 
 
 # -- what source-controller and kustomize-controller read ---------------------------------------------------

@@ -2,7 +2,8 @@
 
 Point slack_sdk at it with `WebClient(token=fake.bot_token, base_url=fake.base_url)`.
 It records every call, enforces Block Kit limits and answers with Slack's error codes;
-response_url and file-upload endpoints live on the same server.
+response_url and file-upload endpoints live on the same server. `apps.connections.open` takes only
+the app-level token (`xapp-…`), as Slack does; every other method only the bot token.
 """
 
 from __future__ import annotations
@@ -32,17 +33,21 @@ from sandbox.slack_webhooks import post_to_response_url, record_ack, store_uploa
 
 __all__ = ["FakeSlack", "Message", "RecordedCall", "UploadedFile"]
 
+APP_LEVEL_METHODS = frozenset({"apps.connections.open"})  # Socket Mode: called with the xapp- token
+
 
 class FakeSlack:
     def __init__(
         self,
         *,
         bot_token: str = "xoxb-sandbox-token",  # noqa: S107 - a fake token for a fake server
+        app_token: str = "xapp-1-A0GITOPSBOT-1-sandbox",  # noqa: S107 - Socket Mode's app-level token
         bot_user_id: str = "U0GITOPSBOT",
         team_id: str = "T0SANDBOX",
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.bot_token = bot_token
+        self.app_token = app_token
         self.bot_user_id = bot_user_id
         self.team_id = team_id
         self._state = SlackState(bot_user_id=bot_user_id, team_id=team_id, clock=clock)
@@ -229,14 +234,33 @@ class FakeSlack:
             return self._answer(method, args, {"ok": False, "error": error})
         if not token:
             return self._answer(method, args, {"ok": False, "error": "not_authed"})
-        if token != self.bot_token:
-            return self._answer(method, args, {"ok": False, "error": "invalid_auth"})
-        ctx = ApiContext(self._state, self._contract, self.team_id, f"{self.root_url}upload/")
+        refused = self._token_error(method, token)
+        if refused is not None:
+            return self._answer(method, args, {"ok": False, "error": refused})
+        ctx = ApiContext(
+            self._state,
+            self._contract,
+            self.team_id,
+            f"{self.root_url}upload/",
+            socket_base=f"ws{self.root_url.removeprefix('http')}link/",
+        )
         try:
             body = call_method(ctx, method, args)
         except SlackError as exc:
             body = {"ok": False, "error": exc.code, **exc.extra}
         return self._answer(method, args, body)
+
+    def _token_error(self, method: str, token: str) -> str | None:
+        """Slack's answer to the wrong kind of token (a bot token for an app-level method and back),
+        then to an unknown one."""
+        wanted, other = (
+            (self.app_token, self.bot_token)
+            if method in APP_LEVEL_METHODS
+            else (self.bot_token, self.app_token)
+        )
+        if token == wanted:
+            return None
+        return "not_allowed_token_type" if token == other else "invalid_auth"
 
     def _answer(self, method: str, args: dict[str, Any], body: dict[str, Any]) -> HttpReply:
         self._state.record(RecordedCall(method, _readable(args), 200, body))

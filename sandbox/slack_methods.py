@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -34,6 +35,7 @@ class ApiContext:
     contract: SlackContract
     team_id: str
     upload_base: str  # "http://127.0.0.1:PORT/upload/"
+    socket_base: str = ""  # "ws://127.0.0.1:PORT/link/": where apps.connections.open points
 
 
 Handler = Callable[[ApiContext, dict[str, Any]], dict[str, Any]]
@@ -70,6 +72,12 @@ def _auth_test(ctx: ApiContext, args: dict[str, Any]) -> dict[str, Any]:
         "bot_id": BOT_ID,
         "is_enterprise_install": False,
     }
+
+
+def _connections_open(ctx: ApiContext, args: dict[str, Any]) -> dict[str, Any]:
+    # Slack answers with a one-time WebSocket URL. The fake speaks no WebSocket: its /link/ refuses
+    # the upgrade, so a client sees a failed handshake (as behind a proxy that blocks wss).
+    return {"ok": True, "url": f"{ctx.socket_base}?ticket={secrets.token_hex(16)}&app_id={APP_ID}"}
 
 
 def message_payload(ctx: ApiContext, args: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -269,6 +277,7 @@ def _complete_upload(ctx: ApiContext, args: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: Mapping[str, Handler] = MappingProxyType(
     {
         "auth.test": _auth_test,
+        "apps.connections.open": _connections_open,
         "chat.postMessage": _post_message,
         "chat.update": _update,
         "chat.postEphemeral": _post_ephemeral,

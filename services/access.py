@@ -91,6 +91,21 @@ class _Membership:
         return self._known[group_id]
 
 
+class _NotCached(Exception):
+    """A group would have to be fetched from Slack."""
+
+
+class _CacheOnly:
+    def __init__(self, directory: CachedGroupDirectory) -> None:
+        self._directory = directory
+
+    def members(self, group_id: str) -> frozenset[str]:
+        found = self._directory.cached(group_id)
+        if found is None:
+            raise _NotCached(group_id)
+        return found
+
+
 class AccessPolicy:
     def __init__(self, settings: Settings, groups: GroupDirectory | None) -> None:
         self._settings = settings
@@ -172,9 +187,23 @@ class AccessPolicy:
         Groups that cannot be checked right now are left out: `help` shows less, and the real
         check still runs when a command is used.
         """
+        return self.allowed_actions_of(_Membership(user_id, self._groups))
+
+    def allowed_actions_now(self, user_id: str) -> frozenset[str] | None:
+        """`allowed_actions` from what is known without asking Slack (for an answer inside the
+        ack); None when a user group that matters has never been fetched."""
+        groups = self._groups
+        if groups is not None and not isinstance(groups, CachedGroupDirectory):
+            return None
+        member = _Membership(user_id, _CacheOnly(groups) if groups is not None else None)
+        try:
+            return self.allowed_actions_of(member)
+        except _NotCached:
+            return None
+
+    def allowed_actions_of(self, member: _Membership) -> frozenset[str]:
         if not self._configured:
             return READ_ACTIONS
-        member = _Membership(user_id, self._groups)
         held = (rule.actions for rule, _ in self._held(member, strict=False))
         return frozenset(ALWAYS_ALLOWED.union(*held))
 

@@ -72,6 +72,12 @@ class CachedGroupDirectory:
         self._entries: dict[str, _Entry] = {}
         self._flights: dict[str, _Flight] = {}
 
+    def cached(self, group_id: str) -> frozenset[str] | None:
+        """The members as last fetched (fresh or stale) without asking Slack; None if never fetched."""
+        with self._lock:
+            entry = self._entries.get(group_id)
+        return entry.members if entry is not None else None
+
     def members(self, group_id: str) -> frozenset[str]:
         with self._lock:
             now = self._clock()

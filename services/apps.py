@@ -52,6 +52,51 @@ class AppResolver:
                     return env, app.name
         return None, None
 
+    def audit_target(self, ref: AppRef) -> str:
+        """The one audit target of an app, whatever the entry point: `app/env` for a configured
+        app's target, else the backend's own name (`instance/name`, `cluster/namespace/name`)."""
+        env, app = self.scope_of(ref)
+        return f"{app}/{env}" if app and env else ref.display
+
+    def command_args(self, ref: AppRef) -> str:
+        """How to name this app in a command so that it runs as written: `api prod` for a configured
+        app in several environments, `api` when it has one, else the backend's own name."""
+        env, app = self.scope_of(ref)
+        found = self._settings.app(app) if app else None
+        if found is None or env is None:
+            return ref.display
+        return found.name if len(found.environments) == 1 else f"{found.name} {env}"
+
+    def display_target(self, display: str) -> str:
+        """`audit_target` of a ref known only by its display name (a drift incident's app)."""
+        for app in self._settings.apps:
+            for env in app.environments:
+                if self._configured(app.name, env, dict(app.environments)).display == display:
+                    return f"{app.name}/{env}"
+        return display
+
+    def typed_target(self, name: str, env: str | None = None) -> str:
+        """`audit_target` of what a user typed, from the configuration alone (no backend call, so
+        it can run as a request is accepted). A name only a backend knows stays as typed."""
+        app = self._settings.app(name)
+        if app is not None:
+            envs = list(app.environments)
+            if env is None and len(envs) == 1:
+                env = envs[0]
+            return f"{name}/{env}" if env else name
+        parts = name.split("/")
+        found = {
+            f"{a.name}/{e}"
+            for a in self._settings.apps
+            for e, target in a.environments.items()
+            if target.name == parts[-1]
+            and (env is None or env == e)
+            and (len(parts) < 3 or target.namespace in (None, parts[1]))
+        }
+        if len(found) == 1:
+            return found.pop()
+        return "/".join(p for p in (name, env) if p)
+
     def resolve(self, name: str, env: str | None = None) -> AppRef:
         app = self._settings.app(name)
         if app is not None:

@@ -19,6 +19,7 @@ from typing import Any, cast
 
 from services.audit_chain import (
     HASHED_FIELDS,
+    OPTIONAL_HASHED,
     OUTCOMES,
     AuditEvent,
     Outcome,
@@ -38,7 +39,7 @@ from services.schema import MIGRATIONS
 _GATHER = 0.0002  # seconds a writer waits for company when appends are concurrent
 _TEXT_LIMIT = 2000  # bound third-party text (error messages, commit messages) in rows
 _REDACTED_FIELDS = ("command", "detail", "target", "user_name")
-_EVENT_FIELDS = tuple(f for f in HASHED_FIELDS if f not in ("id", "ts"))
+_EVENT_FIELDS = (*(f for f in HASHED_FIELDS if f not in ("id", "ts")), *OPTIONAL_HASHED)
 
 __all__ = [
     "MIGRATIONS",

@@ -43,7 +43,9 @@ HASHED_FIELDS: tuple[str, ...] = (
     "correlation_id",
     "duration_ms",
 )
-COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, "prev_hash", "hash")
+# Hashed only when set, so rows written before the column existed keep their hashes.
+OPTIONAL_HASHED: tuple[str, ...] = ("request_id",)
+COLUMNS: tuple[str, ...] = (*HASHED_FIELDS, *OPTIONAL_HASHED, "prev_hash", "hash")
 # Built from the constant column names above; every value is a bound parameter.
 COLUMN_LIST = ", ".join(COLUMNS)
 _INSERT = f"INSERT INTO audit_events ({COLUMN_LIST}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
@@ -53,8 +55,10 @@ _UPSERT_META = (
 )
 
 Problem = Literal["ok", "edited", "inserted", "deleted"]
-Outcome = Literal["ok", "denied", "failed", "error"]
-OUTCOMES: tuple[Outcome, ...] = ("ok", "denied", "failed", "error")
+# started: a changing request was accepted (its result row follows, naming it in request_id);
+# unknown: it never reported back (the bot stopped or was killed meanwhile).
+Outcome = Literal["ok", "denied", "failed", "error", "started", "unknown"]
+OUTCOMES: tuple[Outcome, ...] = ("ok", "denied", "failed", "error", "started", "unknown")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,7 @@ class AuditEvent:
     duration_ms: int = 0
     ts: datetime | None = None  # set by the store when None
     id: int | None = None  # assigned by the store
+    request_id: int | None = None  # the `started` row this row finishes
 
 
 def event_from_row(row: Mapping[str, Any]) -> AuditEvent:
@@ -99,6 +104,7 @@ class _Link:
 def row_hash(row: Mapping[str, Any], prev_hash: str) -> str:
     """sha256 hex of `{"channel":…,…,"prev_hash":…}`: sorted keys, no spaces, ASCII escapes."""
     doc = {field: row[field] for field in HASHED_FIELDS}
+    doc.update({field: row[field] for field in OPTIONAL_HASHED if row.get(field) is not None})
     doc["prev_hash"] = prev_hash
     payload = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
@@ -113,7 +119,8 @@ def append_rows(db: sqlite_utils.Database, rows: Sequence[Mapping[str, Any]]) ->
         next_id += 1
         full = {**row, "id": next_id}
         digest = row_hash(full, prev)
-        params.append((*(full[f] for f in HASHED_FIELDS), prev, digest))
+        optional = (full.get(f) for f in OPTIONAL_HASHED)
+        params.append((*(full[f] for f in HASHED_FIELDS), *optional, prev, digest))
         prev = digest
     db.conn.executemany(_INSERT, params)
     db.conn.executemany(_UPSERT_META, [("head_id", str(next_id)), ("head_hash", prev)])

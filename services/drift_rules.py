@@ -6,20 +6,19 @@ Degraded health) become one finding so its key stays stable from scan to scan.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
 from services.backend import AppStatus, Operation
+from services.revisions import short_revision
 
 FindingKind = Literal["git_ahead", "live_changed", "failing"]
 
 MAX_RESOURCES = 20
 _FAILED_PHASES = frozenset({"Failed", "Error"})
 _FAILING_HEALTH = frozenset({"Degraded", "Missing"})
-_SHA = re.compile(r"^(?P<head>.*?)(?:@?(?:sha1|sha256):)?(?P<hex>[0-9a-f]{12,64})$")
 
 
 @dataclass(frozen=True)
@@ -35,8 +34,8 @@ def argocd_problems(status: AppStatus) -> list[Problem]:
     """OutOfSync split by revision; Degraded / Missing health; a failed last sync; *Error conditions.
 
     While a sync runs, resources are OutOfSync by design, so OutOfSync is not reported then. Argo CD
-    records no time at which an app fell behind Git, so `git_grace` does not apply: its auto-sync
-    starts in the same reconcile that notices a new commit, and a sync in progress is skipped here.
+    records no time at which an app fell behind Git, so "Git is ahead" carries no `since`: the
+    incident store holds it back for `git_grace` from the scan that first saw it.
     """
     found: list[Problem] = []
     if status.sync == "OutOfSync" and not status.operation_in_progress:
@@ -128,7 +127,9 @@ def flux_problems(
             detail = "Reconciliation is suspended (spec.suspend: true); Flux applies nothing from Git."
             if ahead:
                 # The suspension is why Git is ahead: one finding explains both.
-                detail += f"\nGit is ahead: {status.source_revision} (applied {status.revision})."
+                detail += (
+                    f"\nGit is ahead: {short(status.source_revision)} (applied {short(status.revision)})."
+                )
             found.append(
                 Problem(
                     "failing", f"Suspended, not reconciled for {duration(now - since)}", detail, (), since
@@ -140,7 +141,7 @@ def flux_problems(
                 "git_ahead",
                 f"Git is ahead: {short(status.source_revision)} is not applied "
                 f"(applied {short(status.revision)})",
-                f"Source revision {status.source_revision}; last applied {status.revision}.",
+                f"Source revision {short(status.source_revision)}; last applied {short(status.revision)}.",
                 (),
                 since,
             )
@@ -157,14 +158,8 @@ def flux_problems(
 
 
 def short(revision: str | None) -> str:
-    """`main@sha1:0123abcd…` → `main@0123abc`; a bare SHA → 7 characters; versions unchanged."""
-    if not revision:
-        return "?"
-    match = _SHA.match(revision.strip())
-    if match is None:
-        return revision
-    head = match.group("head").rstrip("@/:")
-    return f"{head}@{match.group('hex')[:7]}" if head else match.group("hex")[:7]
+    """`main@sha1:0123abcd…` → `main@sha1:0123abcd` (as `flux get`); a bare SHA → 7 characters."""
+    return short_revision(revision) if revision else "?"
 
 
 def duration(delta: timedelta) -> str:

@@ -12,13 +12,14 @@ rate limits with many incidents open.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlite_utils
 
 from services.db import Database
-from services.drift import ScanResult
+from services.drift import Finding, ScanResult
 from services.drift_incident import (
     Change,
     ChangeKind,
@@ -43,7 +44,14 @@ class IncidentStore:
         self._db = db
         self._refresh_every = refresh_every
 
-    def apply(self, result: ScanResult, *, now: datetime, flap_window: timedelta) -> list[Change]:
+    def apply(
+        self,
+        result: ScanResult,
+        *,
+        now: datetime,
+        flap_window: timedelta,
+        git_grace: timedelta = timedelta(0),
+    ) -> list[Change]:
         """Fold one scan into the incidents, in one transaction; the changes to show, by key.
 
         A finding with an open incident updates it; one whose incident resolved at most
@@ -51,6 +59,9 @@ class IncidentStore:
         since the fix did not hold); any other finding opens a new incident. An open incident
         with no finding resolves only if its backend is in `result.scanned`: an unreachable or
         unlisted backend says nothing about its apps.
+
+        A "Git is ahead" finding without a start time from its backend (Argo CD records none)
+        counts only once the bot has seen it for `git_grace` (see `_past_grace`).
         """
         at = utc(now)
         changes: list[Change] = []
@@ -60,7 +71,8 @@ class IncidentStore:
                 i.key: i  # ascending id: the newest episode of a key wins
                 for i in _select(db, "status = 'resolved' AND resolved_at >= ?", [iso(at - flap_window)])
             }
-            for finding in result.findings:
+            findings, first_seen = _past_grace(db, result, at, git_grace, set(open_now))
+            for finding in findings:
                 kind: ChangeKind | None
                 current = open_now.pop(finding.key, None)
                 if current is not None:
@@ -81,7 +93,10 @@ class IncidentStore:
                     updated = _update(db, previous.id, fields)
                     kind = "reopened" if updated.message_ts else "new"
                 else:
-                    row_id = db.table("incidents").insert(new_row(finding, at)).last_rowid
+                    row = new_row(finding, at)
+                    if finding.key in first_seen:  # held back: the incident began when first seen
+                        row["first_seen"] = iso(first_seen[finding.key])
+                    row_id = db.table("incidents").insert(row).last_rowid
                     updated, kind = _one(db, int(row_id or 0)), "new"
                 if kind is not None:
                     changes.append(Change(kind, updated, quiet=updated.snoozed(at), finding=finding))
@@ -110,6 +125,23 @@ class IncidentStore:
                 "UPDATE incidents SET channel = ?, message_ts = ?, thread_ts = ? WHERE id = ?",
                 [channel, ts, thread_ts or ts, incident_id],
             )
+
+    def on_messages(self, messages: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Incident]]:
+        """Every incident, open or resolved, posted in each (channel, ts) message, oldest first.
+
+        More than one means a digest: its message is drawn from all of them, never from one.
+        """
+        wanted = sorted(set(messages))
+        found: dict[tuple[str, str], list[Incident]] = {m: [] for m in wanted}
+        if not wanted:
+            return found
+        marks = ", ".join("?" for _ in wanted)
+        with self._db.lock:
+            rows = _select(self._db.db, f"message_ts IN ({marks})", [ts for _, ts in wanted])
+        for incident in rows:
+            if incident.channel is not None and incident.message_ts is not None:
+                found.get((incident.channel, incident.message_ts), []).append(incident)
+        return found
 
     def open_incidents(self) -> list[Incident]:
         with self._db.lock:
@@ -175,6 +207,43 @@ class IncidentStore:
         with self._db.lock:
             rows = list(self._db.db.query("SELECT * FROM backend_reachability ORDER BY backend"))
         return {r["backend"]: since for r in rows if (since := parse(r["unreachable_since"])) is not None}
+
+
+def _past_grace(
+    db: sqlite_utils.Database, result: ScanResult, at: datetime, grace: timedelta, open_keys: set[str]
+) -> tuple[list[Finding], dict[str, datetime]]:
+    """The findings to fold in, and when the bot first saw each "Git is ahead" one it held back.
+
+    Argo CD stamps no time on an app falling behind Git, so the bot measures `git_grace` from the
+    scan that first saw it, kept in `pending_findings` across scans and restarts. The row stays
+    while the app stays behind (an open incident is never held again) and goes once a backend
+    that answered no longer reports it, so the next commit gets its own grace. Flux findings
+    carry their own start (`since`) and `flux_problems` applies the grace to them.
+    """
+    rows = {r["key"]: r for r in db.query("SELECT key, backend, first_seen FROM pending_findings")}
+    kept: list[Finding] = []
+    first_seen: dict[str, datetime] = {}
+    for finding in result.findings:
+        if finding.kind != "git_ahead" or finding.since is not None:
+            kept.append(finding)
+            continue
+        row = rows.pop(finding.key, None)
+        first = parse(row["first_seen"]) if row is not None else None
+        if first is None:
+            first = at
+            db.execute(
+                "INSERT OR REPLACE INTO pending_findings (key, backend, first_seen) VALUES (?, ?, ?)",
+                [finding.key, finding.backend, iso(at)],
+            )
+        if finding.key in open_keys or at - first >= grace:
+            kept.append(finding)
+            first_seen[finding.key] = first
+    # Not reported this scan: forget it if its backend answered (or is no longer configured at all).
+    unreachable = set(result.unreachable)
+    for key, row in rows.items():
+        if row["backend"] not in unreachable:
+            db.execute("DELETE FROM pending_findings WHERE key = ?", [key])
+    return kept, first_seen
 
 
 def _select(db: sqlite_utils.Database, where: str, params: list[Any]) -> list[Incident]:

@@ -8,6 +8,7 @@ else as an internal error with a correlation id only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 THIRD_PARTY_TEXT = 300  # how much of another system's error text we keep and show
 
@@ -25,13 +26,16 @@ class GitOpsBotError(Exception):
 class UserError(GitOpsBotError):
     """The request itself is wrong; the message tells the user how to fix it.
 
-    `hint` is an optional second line (usage, nearest valid names).
+    `hint` is an optional second line (usage, nearest valid names). `mentions` are the Slack user
+    ids the bot itself wrote into the text as `<@U…>`: the reply renders those as mentions while
+    escaping everything else (user text must never ping or link).
     """
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, mentions: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.mentions = tuple(mentions)
 
 
 class NotAvailable(UserError):
@@ -41,9 +45,10 @@ class NotAvailable(UserError):
 class PermissionDenied(GitOpsBotError):
     """The caller may not do this; `reason` says why (shown to the user)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, mentions: Iterable[str] = ()) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.mentions = tuple(mentions)  # as for UserError
 
 
 class BackendUnavailable(GitOpsBotError):

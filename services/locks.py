@@ -42,13 +42,14 @@ class Lock:
 
 
 class LockedTarget(UserError):
-    """An action hit a lock. Mentions stay as <@U…> so Slack renders them; the caller escapes the rest."""
+    """An action hit a lock. The locker's mention stays a mention; the reply escapes the rest (the reason)."""
 
     def __init__(self, lock: Lock, *, now: datetime | None = None) -> None:
         at = _utc(now)
         super().__init__(
             f":lock: `{lock.scope}` is locked by <@{lock.created_by}>{_until(lock, at)}: "
-            f"{lock.reason.rstrip('.')}. An admin may pass --force."
+            f"{lock.reason.rstrip('.')}. An admin may pass --force.",
+            mentions=[lock.created_by],
         )
         self.lock = lock
 
@@ -88,6 +89,7 @@ class LockStore:
                         f"`{existing.scope}` is already locked by <@{existing.created_by}>"
                         f"{_until(existing, at)}: {existing.reason.rstrip('.')}.",
                         hint=f"Release it first with `/gitops unlock {_args(env, app)}`.",
+                        mentions=[existing.created_by],
                     )
                 # Expired but not yet swept: the new lock supersedes it, so the scheduler must not
                 # later announce "expired" for a scope that is locked again.

@@ -88,7 +88,7 @@ class PendingActions:
             claimed = cursor.rowcount == 1
         action = self.get(action_id)
         if not claimed or action is None:
-            raise ButtonExpired(_why_not(action, at))
+            raise ButtonExpired(_why_not(action, at), mentions=_who(action))
         return action
 
 
@@ -101,6 +101,10 @@ def _why_not(action: PendingAction | None, at: datetime) -> str:
     if action.expires_at <= at:
         return "This button has expired. Run the command again to get a fresh one."
     return "This button does not do that."
+
+
+def _who(action: PendingAction | None) -> list[str]:
+    return [action.consumed_by] if action is not None and action.consumed_by else []
 
 
 def _action(row: dict[str, Any]) -> PendingAction:

@@ -9,10 +9,15 @@ from typing import Literal, get_args
 
 from services.backend import AppRef
 
-PromotionStatus = Literal["pending", "approved", "rejected", "expired", "committed", "failed", "superseded"]
+# redundant: nothing left to promote, because another promotion (or a commit) already did it.
+PromotionStatus = Literal[
+    "pending", "approved", "rejected", "expired", "committed", "failed", "superseded", "redundant"
+]
 STATUSES: tuple[str, ...] = get_args(PromotionStatus)
 # Nothing more happens to a promotion in one of these states; buttons on it only explain why.
-FINAL_STATUSES: frozenset[str] = frozenset({"rejected", "expired", "committed", "failed", "superseded"})
+FINAL_STATUSES: frozenset[str] = frozenset(
+    {"rejected", "expired", "committed", "failed", "superseded", "redundant"}
+)
 
 
 @dataclass(frozen=True)
@@ -62,7 +67,8 @@ class Promotion:
     commit_sha: str | None
     audit_id: str
     diff: str = ""
-    superseded_by: str | None = None
+    superseded_by: str | None = None  # the newer request; for "redundant", the one that did it
+    forced_by: str | None = None  # the admin whose --force on the request passes deploy locks
     # True only on the value returned by the one call that moved the request to "approved"
     # (create with no approval policy, or the approval that reached the count): the caller that
     # sees it commits; every other caller sees False or an error. Not stored.

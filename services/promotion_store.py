@@ -45,7 +45,13 @@ def _why_not(p: Promotion, at: datetime) -> str:
         "failed": "This promotion failed; run `promote` again to retry.",
         "superseded": "This request was replaced by a newer one because the target changed; "
         "review and approve the new request instead.",
+        "redundant": "Nothing left to promote: the target already runs these versions"
+        + (f" (done by promotion `{p.superseded_by}`)." if p.superseded_by else "."),
     }.get(p.status) or f"This promotion is {p.status}."
+
+
+def _closed(p: Promotion, at: datetime) -> UserError:
+    return UserError(_why_not(p, at), mentions=[p.rejected_by] if p.rejected_by else [])
 
 
 class PromotionStore:
@@ -64,9 +70,11 @@ class PromotionStore:
         now: datetime | None = None,
         audit_id: str | None = None,
         message_ts: str | None = None,
+        forced_by: str | None = None,
     ) -> Promotion:
         """Store a request for `plan` (its id becomes the request's). With no approvals required
-        the request is approved at once and the returned value has `became_approved`."""
+        the request is approved at once and the returned value has `became_approved`.
+        `forced_by`: the admin who passed --force (locks do not stop this request)."""
         if plan.empty:
             raise UserError(f"Nothing to promote: `{plan.app}` in `{plan.to_env}` already matches.")
         if approvals_required < 0:
@@ -75,17 +83,20 @@ class PromotionStore:
             return self._insert(
                 db, plan, requester=requester, requester_name=requester_name, channel=channel,
                 approvals_required=approvals_required, ttl=ttl, at=_now(now),
-                audit_id=audit_id or plan.id, message_ts=message_ts,
+                audit_id=audit_id or plan.id, message_ts=message_ts, forced_by=forced_by,
             )  # fmt: skip
 
     def get(self, promotion_id: str) -> Promotion | None:
         with self._db.lock:
             return self._get(self._db.db, promotion_id)
 
-    def set_message(self, promotion_id: str, ts: str) -> None:
+    def set_message(self, promotion_id: str, ts: str, *, channel: str | None = None) -> None:
         """Remember the Slack message showing the request, to update it when the status changes."""
         with self._db.transaction() as db:
-            db.execute("UPDATE promotions SET message_ts = ? WHERE id = ?", [ts, promotion_id[:_MAX_ID]])
+            db.execute(
+                "UPDATE promotions SET message_ts = ?, channel = coalesce(?, channel) WHERE id = ?",
+                [ts, channel, promotion_id[:_MAX_ID]],
+            )
 
     def approve(self, promotion_id: str, user: str, *, now: datetime | None = None) -> Promotion:
         """Add `user`'s approval. Four eyes: the requester cannot approve (PermissionDenied); one
@@ -146,7 +157,7 @@ class PromotionStore:
         with self._db.transaction() as db:
             p = self._require(db, promotion_id)
             if p.status in FINAL_STATUSES:
-                raise UserError(_why_not(p, at))
+                raise _closed(p, at)
             fields: dict[str, Any] = {"status": status}
             if commit_sha is not None:
                 fields["commit_sha"] = commit_sha
@@ -168,18 +179,53 @@ class PromotionStore:
         with self._db.transaction() as db:
             p = self._require(db, promotion_id)
             if p.status not in ("pending", "approved"):
-                raise UserError(_why_not(p, at))
+                raise _closed(p, at)
             if new_plan.id == p.id:
                 raise ValueError("a superseding plan needs an id of its own")
-            self._update(db, p.id, at, status="superseded", superseded_by=new_plan.id)
             # An empty new plan (someone else promoted the same versions meanwhile) ends it here.
             if new_plan.empty:
-                return replace(p, status="superseded", superseded_by=new_plan.id)
+                self._update(db, p.id, at, status="redundant")
+                return replace(p, status="redundant")
+            self._update(db, p.id, at, status="superseded", superseded_by=new_plan.id)
             return self._insert(
                 db, new_plan, requester=p.requester, requester_name=p.requester_name, channel=p.channel,
                 approvals_required=p.approvals_required, ttl=p.expires_at - p.created_at, at=at,
-                audit_id=p.audit_id, message_ts=p.message_ts,
+                audit_id=p.audit_id, message_ts=p.message_ts, forced_by=p.forced_by,
             )  # fmt: skip
+
+    def close_redundant(
+        self, promotion_id: str, *, done_by: str | None, now: datetime | None = None
+    ) -> Promotion | None:
+        """Nothing is left to promote (another request or commit did it): close an open request.
+        Returns it closed, or None when it was no longer open (each is closed by one call)."""
+        at = _now(now)
+        with self._db.transaction() as db:
+            p = self._require(db, promotion_id)
+            if p.status not in ("pending", "approved"):
+                return None
+            self._update(db, p.id, at, status="redundant", superseded_by=done_by)
+            return replace(p, status="redundant", superseded_by=done_by)
+
+    def open_for(self, app: str, to_env: str) -> list[Promotion]:
+        """Open (pending or approved) requests to promote `app` into `to_env`, oldest first."""
+        with self._db.lock:
+            rows = self._db.db.query(
+                "SELECT * FROM promotions WHERE app = ? AND to_env = ? AND status IN ('pending', 'approved') "
+                "ORDER BY created_at, rowid",
+                [app, to_env],
+            )
+            return [_promotion(r) for r in rows]
+
+    def last_committed(self, app: str, to_env: str) -> Promotion | None:
+        with self._db.lock:
+            rows = list(
+                self._db.db.query(
+                    "SELECT * FROM promotions WHERE app = ? AND to_env = ? AND status = 'committed' "
+                    "ORDER BY updated_at DESC, rowid DESC LIMIT 1",
+                    [app, to_env],
+                )
+            )
+        return _promotion(rows[0]) if rows else None
 
     def history(self, audit_id: str) -> list[Promotion]:
         """Every request of one promotion (the first and those that superseded it), oldest first."""
@@ -212,6 +258,7 @@ class PromotionStore:
         at: datetime,
         audit_id: str,
         message_ts: str | None,
+        forced_by: str | None = None,
     ) -> Promotion:
         auto = approvals_required == 0
         p = Promotion(
@@ -221,14 +268,14 @@ class PromotionStore:
             requester_name=requester_name, channel=channel, message_ts=message_ts,
             status="approved" if auto else "pending", approvals=(), approvals_required=approvals_required,
             rejected_by=None, reason=None, created_at=at, expires_at=at + ttl, commit_sha=None,
-            audit_id=audit_id, diff=plan.diff, became_approved=auto,
+            audit_id=audit_id, diff=plan.diff, became_approved=auto, forced_by=forced_by,
         )  # fmt: skip
         row = {
             name: getattr(p, name)
             for name in (
                 "id", "audit_id", "app", "from_env", "to_env", "repository", "target_file", "base_sha",
                 "diff_hash", "diff", "summary", "requester", "requester_name", "channel", "message_ts",
-                "status", "approvals_required",
+                "status", "approvals_required", "forced_by",
             )
         }  # fmt: skip
         row.update(approvals="[]", created_at=_ts(at), expires_at=_ts(p.expires_at), updated_at=_ts(at))
@@ -253,7 +300,7 @@ class PromotionStore:
         """The request, if it still takes approvals and rejections; UserError saying why not."""
         p = self._require(db, promotion_id)
         if p.status != "pending" or p.expires_at <= at:
-            raise UserError(_why_not(p, at))
+            raise _closed(p, at)
         return p
 
     @staticmethod
@@ -292,4 +339,5 @@ def _promotion(row: dict[str, Any]) -> Promotion:
         audit_id=row["audit_id"],
         diff=row["diff"],
         superseded_by=row["superseded_by"],
+        forced_by=row.get("forced_by"),
     )

@@ -188,6 +188,57 @@ def _incidents(db: sqlite_utils.Database) -> None:
     )
 
 
+def _requests(db: sqlite_utils.Database) -> None:
+    # A changing request is audited when accepted (outcome 'started') and again when it ends; the
+    # second row names the first in request_id. Requests still running live in inflight_requests
+    # (with their Slack message), so a restart can report them as unknown and fix the message.
+    db.execute("ALTER TABLE audit_events ADD COLUMN request_id INTEGER")
+    db.execute(
+        "CREATE INDEX idx_audit_events_request ON audit_events (request_id) WHERE request_id IS NOT NULL"
+    )
+    db.execute(
+        """CREATE TABLE inflight_requests (
+            correlation_id TEXT PRIMARY KEY,
+            started_id INTEGER,
+            owner TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            action TEXT NOT NULL,
+            command TEXT NOT NULL,
+            target TEXT NOT NULL,
+            accepted_at TEXT NOT NULL,
+            response_url TEXT,
+            message_channel TEXT,
+            message_ts TEXT,
+            message TEXT
+        )"""
+    )
+
+
+def _pending_findings(db: sqlite_utils.Database) -> None:
+    # When the drift scan first saw a "Git is ahead" finding that its backend gives no start time
+    # for (Argo CD), so drift.git_grace is measured from then across restarts (drift_store.py).
+    db.execute(
+        "CREATE TABLE pending_findings "
+        "(key TEXT PRIMARY KEY, backend TEXT NOT NULL, first_seen TEXT NOT NULL)"
+    )
+
+
+def _seen_deliveries(db: sqlite_utils.Database) -> None:
+    # Slack delivery ids (Socket Mode envelopes, trigger / event ids, retried HTTP bodies) share
+    # seen_requests with signatures but are remembered longer, so each row carries its own expiry.
+    db.execute("ALTER TABLE seen_requests ADD COLUMN expires_at REAL")
+    db.execute("UPDATE seen_requests SET expires_at = seen_at + 300")  # the signature window so far
+    db.execute("CREATE INDEX idx_seen_requests_expires_at ON seen_requests (expires_at)")
+
+
+def _promotion_force(db: sqlite_utils.Database) -> None:
+    # An admin's --force on the request: the only way a promotion passes a deploy lock, at every
+    # step (approve, commit, deploy), so it is stored with the request.
+    db.execute("ALTER TABLE promotions ADD COLUMN forced_by TEXT")
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -198,4 +249,8 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (6, "seen_requests: replayed Slack requests are refused", _seen_requests),
     (7, "promotions: requests, approvals and their outcome", _promotions),
     (8, "incidents: drift incident lifecycle, backend reachability", _incidents),
+    (9, "audit request_id (started → result), inflight_requests", _requests),
+    (10, "pending_findings: first sight of Git-ahead drift, for drift.git_grace", _pending_findings),
+    (11, "seen_requests.expires_at: Slack deliveries are run once", _seen_deliveries),
+    (12, "promotions.forced_by: a lock overridden with --force at request", _promotion_force),
 )

@@ -155,6 +155,7 @@ class Environment(_Section):
     approvals_required: WholeNumber = Field(default=0, ge=0)
     approvers: Approvers = Field(default_factory=Approvers)
     approval_timeout: PositiveDuration = timedelta(minutes=60)
+    approvals_channel: ChannelId | None = None  # where approval cards go (else slack.alerts_channel)
 
 
 class AppTarget(_Section):
@@ -364,6 +365,12 @@ class Settings(_Section):
     def environment_names(self) -> tuple[str, ...]:
         """Environment names in promotion order."""
         return tuple(env.name for env in self.environments)
+
+    def approvals_channel(self, env: str) -> str | None:
+        """Where a promotion into `env` asks for approval: the environment's channel, else the
+        alerts channel; None means the requester's own channel."""
+        found = self.environment(env)
+        return (found.approvals_channel if found is not None else None) or self.slack.alerts_channel
 
     @property
     def drift_channel(self) -> str | None:

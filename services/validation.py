@@ -38,7 +38,7 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
 RECORDED_ACTIONS: tuple[str, ...] = (
     "promotion_approve", "promotion_reject", "rollback_confirm", "rollback_cancel",
     "rollback_disable_autosync", "hold_release", "drift_sync", "drift_diff", "drift_snooze_1h",
-    "drift_snooze_24h", "drift_ack", "audit_more", "click", "invalid", "shutdown",
+    "drift_snooze_24h", "drift_ack", "audit_more", "click", "invalid", "shutdown", "replay",
 )  # fmt: skip
 ACTION_NAMES: tuple[str, ...] = (
     *SUBCOMMAND_NAMES,
@@ -199,7 +199,9 @@ def history_id(v: str) -> int:
     """An Argo CD history id: a non-negative integer."""
     if not _DIGITS.fullmatch(v):
         reason = _why(v, "") if is_option_like(v) or not v.isalnum() else "it is not a number"
-        raise _fail("history id", v, reason, "a non-negative number like `12` (see `/gitops history`)")
+        raise _fail(
+            "history id", v, reason, "a non-negative number like `12` (the ids the app's `history` shows)"
+        )
     return int(v)
 
 
@@ -209,7 +211,7 @@ def rollback_target(v: str) -> str:
         return str(int(v))
     if _SHA.fullmatch(v):
         return v.lower()
-    expected = "a history id like `12` (see `/gitops history`) or a git SHA (7-40 hex)"
+    expected = "a history id like `12` (the ids the app's `history` shows) or a git SHA (7-40 hex)"
     raise _fail("rollback target", v, _why(v, "") if not _DIGITS.fullmatch(v) else "it is too long", expected)
 
 

@@ -12,6 +12,7 @@ from bot.config import LoadedConfig, parse_config_text
 from handlers.deps import Executor
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
+from tests.suggestions import unrunnable
 
 # Fixtures of the fake Argo CD contract tests (argocd, client, clock, slow_client).
 pytest_plugins = ["tests.sandbox_argocd_support"]
@@ -28,6 +29,10 @@ def fake_slack() -> Iterator[FakeSlack]:
         yield fake
     finally:
         fake.stop()
+    # Whatever the test did, every command the bot suggested on the way must run as written.
+    problems = unrunnable(fake)
+    if problems:
+        pytest.fail("the bot suggested commands that do not run:\n  " + "\n  ".join(problems))
 
 
 def config_for(

@@ -7,6 +7,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,15 +53,16 @@ access:
 """
 
 
-@pytest.fixture
-def guarded(tmp_path: Path, fake_slack: FakeSlack) -> Iterator[Bot]:
+@contextmanager
+def guarded_bot(tmp_path: Path, fake_slack: FakeSlack, grants: str = "") -> Iterator[Bot]:
+    """The bot with ACCESS, plus `grants` (more `access.grants` entries, indented four spaces)."""
     argocd = FakeArgoCD(operation_seconds=0.2, tick=0.02).start()
     argocd.add_app("api-dev")
     argocd.add_app("api-prod")
     loaded = config_for(
         tmp_path,
         fake_slack,
-        extra_yaml=ACCESS.format(url=argocd.base_url),
+        extra_yaml=ACCESS.format(url=argocd.base_url).replace("  rate_limit:", grants + "  rate_limit:"),
         extra_env={"ARGOCD_TOKEN": JWT_TOKEN},
     )
     argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
@@ -72,6 +74,12 @@ def guarded(tmp_path: Path, fake_slack: FakeSlack) -> Iterator[Bot]:
     finally:
         runtime.stop()
         argocd.stop()
+
+
+@pytest.fixture
+def guarded(tmp_path: Path, fake_slack: FakeSlack) -> Iterator[Bot]:
+    with guarded_bot(tmp_path, fake_slack) as bot:
+        yield bot
 
 
 def _last_row(bot: Bot, count: int) -> object:

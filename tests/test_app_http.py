@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -79,7 +80,7 @@ def test_subcommand_without_backend_answers_plainly(bot: BotFactory) -> None:
     runtime, sender = bot()
     sent = sender.slash("sync api prod")
     assert sent.json_body is not None
-    assert "not available yet" in sent.json_body["text"]
+    assert "not available here" in sent.json_body["text"]
     _wait_rows(runtime.deps.audit, 1)
     row = runtime.deps.audit.recent()[0]
     assert (row.action, row.target, row.outcome) == ("sync", "api/prod", "failed")
@@ -224,3 +225,59 @@ def test_unknown_button_is_answered_and_audited(bot: BotFactory, fake_slack: Fak
     _wait_rows(runtime.deps.audit, 1)
     row = runtime.deps.audit.recent()[0]
     assert (row.user_id, row.action, row.outcome) == ("U0BOB", "click", "failed")
+
+
+def test_a_slack_retry_of_the_same_body_runs_once(bot: BotFactory, fake_slack: FakeSlack) -> None:
+    # Slack's redelivery: the same body, a new timestamp and signature, X-Slack-Retry-Num set.
+    runtime, sender = bot()
+    body = urllib.parse.urlencode(
+        {
+            "command": "/gitops",
+            "text": "whoami",
+            "user_id": "U0ALICE",
+            "user_name": "alice",
+            "channel_id": "C0DEPLOYS",
+            "team_id": "T0SANDBOX",
+            "response_url": fake_slack.response_url("C0DEPLOYS", "U0ALICE"),
+            "trigger_id": "4444.5555.abcdef",
+        }
+    ).encode()
+    stamp = int(time.time())
+    for attempt, headers in enumerate(
+        ({}, {"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+    ):
+        signed = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": str(stamp + attempt),
+            "X-Slack-Signature": sender.sign(body, stamp + attempt),
+            **headers,
+        }
+        assert sender.send_raw(body, signed).status == 200  # acknowledged, so Slack stops retrying
+    _wait_rows(runtime.deps.audit, 2)
+    time.sleep(0.3)
+    rows = runtime.deps.audit.recent()
+    assert sorted(r.action for r in rows) == ["replay", "whoami"]
+    [replay] = [r for r in rows if r.action == "replay"]
+    assert (replay.outcome, replay.user_id, replay.command) == ("denied", "U0ALICE", "whoami")
+    assert "retry 1" in replay.detail
+
+
+def test_a_retried_body_without_ids_is_refused_by_its_hash(bot: BotFactory) -> None:
+    # An Events API delivery carries event_id; one without any id is still known by its body.
+    runtime, sender = bot()
+    body = json.dumps({"type": "event_callback", "team_id": "T0SANDBOX", "event": {"type": "app_mention"}})
+    stamp = int(time.time())
+    answers = []
+    for attempt in (0, 1):
+        signed = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": str(stamp + attempt),
+            "X-Slack-Signature": sender.sign(body.encode(), stamp + attempt),
+            **({"X-Slack-Retry-Num": "1"} if attempt else {}),
+        }
+        answers.append(sender.send_raw(body.encode(), signed).status)
+    assert answers[1] == 200
+    _wait_rows(runtime.deps.audit, 1)
+    [row] = runtime.deps.audit.recent()
+    assert (row.action, row.outcome, row.user_id) == ("replay", "denied", "unknown")
+    assert "same body" in row.detail

@@ -235,11 +235,18 @@ def test_rollback_confirm_then_runs_once(gitops: Bot) -> None:
     gitops.wait_channel("Succeeded")
     [rollback] = gitops.argocd.requests("/api/v1/applications/api-prod/rollback")
     assert rollback.body["id"] == 2  # a JSON number: the entry before the current one
-    rows = gitops.audit_rows(2)
-    assert [(r.action, r.outcome) for r in rows] == [("rollback_confirm", "ok"), ("rollback", "ok")]  # type: ignore[attr-defined]
+    rows = gitops.audit_rows(4)  # each changing request: `started` when accepted, then its result
+    assert [(r.action, r.outcome) for r in rows] == [  # type: ignore[attr-defined]
+        ("rollback_confirm", "ok"),
+        ("rollback_confirm", "started"),
+        ("rollback", "ok"),
+        ("rollback", "started"),
+    ]
+    assert rows[0].request_id == rows[1].id  # type: ignore[attr-defined]
+    assert {r.target for r in rows} == {"api/prod"}  # type: ignore[attr-defined]  # one target, both entry points
     # A second click on the same card does nothing more.
     gitops.sender.click(card, "rollback_confirm", user_id="U0ALICE", user_name="alice")
-    gitops.audit_rows(3)
+    gitops.audit_rows(6)
     assert len(gitops.argocd.requests("/api/v1/applications/api-prod/rollback")) == 1
 
 

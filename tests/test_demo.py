@@ -7,14 +7,20 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.demo_feed import Output
+from bot.demo_config import ALERTS_CHANNEL, DEPLOYS_CHANNEL
+from bot.demo_console import Console
+from bot.demo_feed import Feed, Output
 from bot.demo_render import PLAIN, Style, changed_lines, columns, mrkdwn_lines, render_message
 from bot.demo_script import ScriptError, Step, parse_script, run_script
+from bot.demo_world import DemoWorld
+from sandbox.flux_git import git
 
 ROOT = Path(__file__).resolve().parent.parent
 TOUR = ROOT / "examples" / "demo-tour.txt"
@@ -45,6 +51,23 @@ def _sandbox_dir(stdout: str) -> Path:
     match = re.search(r"in (\S+gitops-bot-demo-\S+) \(deleted", stdout)
     assert match, stdout[:500]
     return Path(match.group(1))
+
+
+@contextmanager
+def replayed(steps: list[Step]) -> Iterator[tuple[DemoWorld, io.StringIO]]:
+    """Run `steps` in a demo world (no background scans); yields it, still up, and the transcript."""
+    stream = io.StringIO()
+    output = Output(stream, PLAIN)
+    with DemoWorld.start() as world:
+        world.set_autoscan(False)
+        feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
+        try:
+            console = Console(world, feed, output)
+            done = run_script(steps, console.handle, output, prompt=lambda: "> ", finished=lambda: False)
+            assert done == 0, stream.getvalue()[-3000:]
+            yield world, stream
+        finally:
+            feed.stop()
 
 
 # -- end to end ----------------------------------------------------------------------------------------------
@@ -78,6 +101,28 @@ def test_the_tour_replays_every_feature_and_cleans_up() -> None:
     assert "\x1b[" not in out  # no colour when stdout is not a terminal
     assert "Traceback" not in out + done.stderr
     assert not _sandbox_dir(out).exists()
+
+
+def test_argo_cd_in_the_demo_reports_the_deploy_repository_s_real_commits() -> None:
+    """ "Committed abc1234" on the promotion card is the commit status and history show afterwards, and
+    the one the deploy repository's branch points at (the fake Argo CD is fed the real commits)."""
+    tour = parse_script(TOUR.read_text())
+    until = next(i for i, s in enumerate(tour) if s.text == "/gitops history web prod")
+    steps = tour[: until + 2] + parse_script("/gitops status web prod\nexpect: target `HEAD`\n")
+    with replayed(steps) as (world, stream):
+        head = git("--git-dir", str(world.bare), "rev-parse", "main").strip()
+        app = world.argocd.app("web-prod")["status"]
+        deployed = [entry["revision"] for entry in app["history"]]
+        known = git("--git-dir", str(world.bare), "log", "--format=%H", "main").split()
+    out = stream.getvalue()
+    [committed] = re.findall(r"Committed `([0-9a-f]{7})`", out)
+    history = out[out.rindex("> /gitops history web prod") :]
+    [current] = re.findall(r"#\d+ `([0-9a-f]{7})` .* ← current", history)
+    status = out[out.rindex("> /gitops status web prod") :]
+    [running] = re.findall(r"`([0-9a-f]{7})` \(target `HEAD`\)", status)
+    assert committed == current == running == head[:7]
+    assert (app["sync"]["revision"], app["operationState"]["syncResult"]["revision"]) == (head, head)
+    assert set(deployed) <= set(known)  # every past deployment is a real commit too
 
 
 def test_a_missed_expectation_shows_what_was_seen_and_exits_1(tmp_path: Path) -> None:

@@ -362,6 +362,7 @@ def test_rbac_is_exactly_what_the_bot_uses(rendered: dict[str, list[Obj]]) -> No
         ("source.toolkit.fluxcd.io", "ocirepositories"): flux,
         ("source.toolkit.fluxcd.io", "helmrepositories"): flux,
         ("source.toolkit.fluxcd.io", "helmcharts"): flux,
+        ("source.toolkit.fluxcd.io", "buckets"): flux,
         ("", "events"): {"list"},
     }
     settings = _config(objects)

@@ -160,7 +160,8 @@ def test_flux_source_ahead_after_grace_is_git_ahead() -> None:
     ahead = flux(sync="OutOfSync", source_revision=f"main@sha1:{SHA_B}")
     [found] = find(ahead)
     assert found.kind == "git_ahead"
-    assert found.title == "Git is ahead: main@bbbbbbb is not applied (applied main@aaaaaaa)"
+    assert found.title == "Git is ahead: main@sha1:bbbbbbbb is not applied (applied main@sha1:aaaaaaaa)"
+    assert found.detail == "Source revision main@sha1:bbbbbbbb; last applied main@sha1:aaaaaaaa."
     assert find(replace(ahead, reconciled_at=T0 - timedelta(minutes=5))) == []  # inside git_grace
     assert find(replace(ahead, operation_in_progress=True)) == []
 
@@ -174,7 +175,9 @@ def test_flux_helmrelease_drifted_is_live_changed_with_its_own_key() -> None:
 
 
 def test_short_revisions() -> None:
-    assert short(f"main@sha1:{SHA_A}") == "main@aaaaaaa"
+    assert short(f"main@sha1:{SHA_A}") == "main@sha1:aaaaaaaa"  # as `flux get` shows it
+    assert short(f"sha1:{SHA_A}") == "sha1:aaaaaaaa"
+    assert short(f"v1.0@sha256:{SHA_A}{SHA_B[:24]}") == "v1.0@sha256:aaaaaaaa"
     assert short(SHA_B) == "bbbbbbb"
     assert short("1.2.3") == "1.2.3"
     assert short(None) == "?"
@@ -406,3 +409,55 @@ def test_fifty_simultaneous_findings_are_fifty_new_changes(store: IncidentStore)
     for change in changes:
         store.set_message(change.incident.id, channel="C1", ts="999.000", thread_ts="999.000")
     assert store.apply(result_of(*apps), now=T0 + STEP, flap_window=FLAP) == []
+
+
+# -- git_grace for Argo CD (no start time from the backend) -------------------------------------------
+
+GRACE = timedelta(minutes=10)
+AHEAD = argo(sync="OutOfSync", source_revision=SHA_B)
+
+
+def test_git_ahead_without_a_start_is_held_for_the_grace_from_its_first_sighting(
+    store: IncidentStore,
+) -> None:
+    for minutes in (0, 4, 8):
+        at = T0 + timedelta(minutes=minutes)
+        assert store.apply(result_of(AHEAD, now=at), now=at, flap_window=FLAP, git_grace=GRACE) == []
+    assert store.open_incidents() == []  # nothing to list or resolve while held
+    at = T0 + GRACE
+    [change] = store.apply(result_of(AHEAD, now=at), now=at, flap_window=FLAP, git_grace=GRACE)
+    assert change.kind == "new"
+    assert change.incident.first_seen == T0  # the incident began when the bot first saw it
+
+
+def test_an_unreachable_backend_keeps_the_first_sighting(store: IncidentStore) -> None:
+    store.apply(result_of(AHEAD), now=T0, flap_window=FLAP, git_grace=GRACE)
+    down = ScanResult(findings=(), unreachable=("argocd:main",), scanned=())
+    store.apply(down, now=T0 + STEP, flap_window=FLAP, git_grace=GRACE)
+    at = T0 + GRACE
+    assert [
+        c.kind for c in store.apply(result_of(AHEAD, now=at), now=at, flap_window=FLAP, git_grace=GRACE)
+    ] == ["new"]
+
+
+def test_an_incident_already_open_is_never_held_back(store: IncidentStore) -> None:
+    # Opened before the grace applied (an older bot): later scans update it instead of resolving it.
+    posted(store, store.apply(result_of(AHEAD), now=T0, flap_window=FLAP))
+    later = store.apply(result_of(AHEAD, now=T0 + STEP), now=T0 + STEP, flap_window=FLAP, git_grace=GRACE)
+    assert [c.kind for c in later if c.kind == "resolved"] == []
+    assert len(store.open_incidents()) == 1
+
+
+def test_a_held_change_that_catches_up_leaves_nothing_and_the_next_one_waits_again(
+    store: IncidentStore,
+) -> None:
+    store.apply(result_of(AHEAD), now=T0, flap_window=FLAP, git_grace=GRACE)
+    assert (
+        store.apply(result_of(argo(), now=T0 + STEP), now=T0 + STEP, flap_window=FLAP, git_grace=GRACE) == []
+    )
+    at = T0 + GRACE
+    assert store.apply(result_of(AHEAD, now=at), now=at, flap_window=FLAP, git_grace=GRACE) == []
+    at += GRACE
+    assert [
+        c.kind for c in store.apply(result_of(AHEAD, now=at), now=at, flap_window=FLAP, git_grace=GRACE)
+    ] == ["new"]

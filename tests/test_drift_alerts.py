@@ -4,74 +4,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
+from tests.drift_support import ALERTS, Drift, drift
 
-from bot.app import Runtime, build_runtime
-from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
-from sandbox.slack_api import FakeSlack
-from services.argocd import build_argocd_backends
-from services.backend import GitOpsBackend
-from tests.conftest import config_for
-
-ALERTS = "C0ALERTS"
-
-
-class Drift:
-    def __init__(self, tmp: Path, slack: FakeSlack) -> None:
-        self.tmp, self.slack = tmp, slack
-        self.argocd = FakeArgoCD(operation_seconds=0.1, tick=0.02).start()
-        self.argocd.bulk_add(60, prefix="app-")
-        self.runtime: Runtime | None = None
-
-    @contextmanager
-    def bot(self) -> Iterator[Runtime]:
-        extra = f"""
-slack:
-  alerts_channel: {ALERTS}
-argocd:
-  - name: main
-    url: {self.argocd.base_url}
-    token_env: ARGOCD_TOKEN
-drift:
-  interval: 10s
-  digest_threshold: 10
-"""
-        loaded = config_for(self.tmp, self.slack, extra_yaml=extra, extra_env={"ARGOCD_TOKEN": JWT_TOKEN})
-        argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
-        backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
-        runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
-        assert runtime.drift is not None
-        runtime.drift.pace = 0.0
-        self.runtime = runtime
-        try:
-            yield runtime
-        finally:
-            runtime.stop()
-
-    def scan(self) -> int:
-        assert self.runtime is not None
-        assert self.runtime.drift is not None
-        return self.runtime.drift.run()
-
-    def posts(self) -> list[object]:
-        return [c for c in self.slack.recorded("chat.postMessage") if c.args.get("channel") == ALERTS]
-
-    def top_level(self) -> list[object]:
-        return [m for m in self.slack.messages(ALERTS) if not m.thread_ts or m.thread_ts == m.ts]
-
-
-@pytest.fixture
-def drift(tmp_path: Path, fake_slack: FakeSlack) -> Iterator[Drift]:
-    d = Drift(tmp_path, fake_slack)
-    try:
-        yield d
-    finally:
-        d.argocd.stop()
+__all__ = ["drift"]
 
 
 def test_one_post_updated_then_resolved_with_a_thread_reply(drift: Drift) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from services.git import RepoCache
 from tests.conftest import SIGNING_SECRET, config_for
 
 CHANNEL = "C0DEPLOYS"
+ALERTS = "C0ALERTS"
 MANIFEST = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: {replicas}\n"
 
 
@@ -80,6 +82,11 @@ repositories:
     branch: main
 git:
   cache_dir: {tmp_path / "cache"}
+slack:
+  alerts_channel: {ALERTS}
+drift:
+  interval: 1h
+  git_grace: 1s
 access:
   grants:
     - role: deployer
@@ -105,6 +112,34 @@ def test_status_shows_git_ahead_of_the_cluster(flux: Bot) -> None:
     assert "api" in shown
     flux.say("status --all")
     assert "need attention" in flux.wait_ephemeral("need attention")
+
+
+def test_flux_revisions_read_as_flux_get_shows_them_everywhere(flux: Bot) -> None:
+    applied = subprocess.run(
+        ["git", "-C", str(flux.work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ahead = flux.push(3, "scale api to 3")
+    flux.say("status api")
+    shown = {"status": flux.wait_ephemeral("OutOfSync")}
+    assert f"main@sha1:{applied[:8]}" in shown["status"]  # `flux get ks` form: prefix + 8 hex
+    time.sleep(1.1)  # past drift.git_grace (1s) since the last reconcile
+    assert flux.runtime.drift is not None
+    flux.runtime.drift.run()
+    flux.slack.wait_for(lambda f: any("Undeployed Git change" in m.text for m in f.messages(ALERTS)))
+    shown["drift"] = "\n".join(m.text + json.dumps(m.blocks) for m in flux.slack.messages(ALERTS))
+    assert f"Git is ahead: main@sha1:{ahead[:8]} is not applied" in shown["drift"]
+    flux.say("sync api")
+    card = flux.wait_channel("Succeeded")
+    shown["sync"] = card.text + json.dumps(card.blocks)
+    assert f"main@sha1:{ahead[:8]}" in shown["sync"]
+    flux.say("history api")
+    shown["history"] = flux.wait_ephemeral("History of api")
+    flux.say("status --all")
+    shown["overview"] = flux.wait_ephemeral("apps,")
+    for where, text in shown.items():
+        for sha in (applied, ahead):
+            assert sha not in text, f"{where} shows the full {sha}"
+            assert f"{sha[:8]}…" not in text, f"{where} cuts {sha} mid-way"
 
 
 def test_sync_reconciles_source_then_target_and_reports(flux: Bot) -> None:
@@ -191,3 +226,74 @@ def test_api_server_down(flux: Bot) -> None:
         assert "not answering" in flux.wait_ephemeral("not answering", timeout=30)
     finally:
         flux.k8s.come_up()
+
+
+def _confirm_card(flux: Bot) -> Message:
+    return next(
+        m for m in reversed(flux.slack.ephemeral("U0ALICE")) if "rollback_confirm" in json.dumps(m.blocks)
+    )
+
+
+def _button(card: Message, action_id: str) -> dict[str, Any]:
+    return next(
+        e
+        for b in card.blocks
+        if b.get("type") == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == action_id
+    )
+
+
+def _audited(flux: Bot, needle: str, timeout: float = 20) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = flux.runtime.deps.audit.recent(limit=50)
+        details = [r.detail for r in rows if r.action.startswith("rollback")]
+        found = [d for d in details if needle in d]
+        if found:
+            return found[0]
+        assert time.monotonic() < deadline, details
+        time.sleep(0.05)
+
+
+def test_a_revert_is_labelled_by_the_commit_it_undoes_and_audits_the_new_commit(flux: Bot) -> None:
+    reverted = flux.push(7, "scale api to 7")
+    flux.say("sync api")
+    flux.wait_channel("Succeeded")
+    flux.say("rollback api")
+    flux.wait_ephemeral("Revert commit")
+    go = _button(_confirm_card(flux), "rollback_confirm")
+    assert go["text"]["text"] == f"Revert {reverted[:7]}"
+    assert go["confirm"]["title"]["text"] == f"Revert {reverted[:7]}?"
+    assert f"undoes {reverted[:7]}" in go["confirm"]["text"]["text"]
+    assert "#" not in json.dumps(go)  # no "roll back to #<reverted>": the app runs the parent's content
+    flux.sender.click(_confirm_card(flux), "rollback_confirm", user_id="U0ALICE", user_name="alice")
+    result = flux.wait_channel(f"Revert {reverted[:7]} in api")
+    assert f"--revision {reverted[:7]}" not in json.dumps(result.blocks)
+    flux.slack.wait_for(lambda f: "Succeeded" in f.messages(CHANNEL)[-1].text, timeout=30)
+    revert = subprocess.run(
+        ["git", "-C", str(flux.work), "ls-remote", "origin", "refs/heads/main"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[0]
+    assert revert != reverted
+    detail = _audited(flux, " → ")
+    assert detail.startswith(f"revert {reverted[:7]}: {reverted[:7]} → {revert[:7]};"), detail
+
+
+def test_a_restore_says_restore_to(flux: Bot) -> None:
+    first = subprocess.run(
+        ["git", "-C", str(flux.work), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    flux.push(8, "scale api to 8")
+    flux.push(9, "scale api to 9")
+    flux.say("sync api")
+    flux.wait_channel("Succeeded")
+    flux.say(f"rollback api --to {first[:10]}")
+    flux.wait_ephemeral("Restore `apps/prod`")
+    go = _button(_confirm_card(flux), "rollback_confirm")
+    assert go["text"]["text"] == f"Restore to {first[:7]}"
+    assert go["confirm"]["title"]["text"] == f"Restore to {first[:7]}?"
+    flux.sender.click(_confirm_card(flux), "rollback_confirm", user_id="U0ALICE", user_name="alice")
+    flux.wait_channel(f"Restore api to {first[:7]}")

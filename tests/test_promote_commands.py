@@ -56,7 +56,7 @@ class World:
         self.sender: SlackSender | None = None
 
     @contextmanager
-    def bot(self) -> Iterator[World]:
+    def bot(self, *, prod_extra: str = "") -> Iterator[World]:
         extra = f"""
 argocd:
   - name: main
@@ -72,7 +72,7 @@ environments:
   - name: staging
   - name: prod
     approvals_required: 1
-    approvers: {{users: [U0BOSS, U0CAROL]}}
+    approvers: {{users: [U0BOSS, U0CAROL]}}{prod_extra}
 apps:
   - name: api
     environments:
@@ -85,6 +85,8 @@ access:
   grants:
     - role: deployer
       users: [U0ALICE, U0BOSS]
+    - role: admin
+      users: [U0ADMIN]
 """
         loaded = config_for(self.tmp, self.slack, extra_yaml=extra, extra_env={"ARGOCD_TOKEN": JWT_TOKEN})
         argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
@@ -111,10 +113,11 @@ access:
         return next(m for m in self.slack.messages(CHANNEL) if needle in json.dumps(m.blocks))
 
     def audited(self, action: str, timeout: float = 10) -> None:
-        """Wait until an audit row for `action` landed (rows are written after the reply)."""
+        """Wait until the result row for `action` landed (not only its `started` row)."""
         assert self.runtime is not None
         deadline = time.monotonic() + timeout
-        while not any(r.action == action for r in self.runtime.deps.audit.recent(limit=50)):
+        rows = self.runtime.deps.audit.recent
+        while not any(r.action == action and r.outcome != "started" for r in rows(limit=50)):
             assert time.monotonic() < deadline, f"no audit row for {action}"
             time.sleep(0.05)
 
@@ -179,7 +182,7 @@ def test_prod_needs_another_person_to_approve(world: World) -> None:
         linked = [r for r in rows if promotion_id in r.detail]
         assert {r.action for r in linked} >= {"promote", "promotion_approve"}
         outcomes = sorted(r.outcome for r in rows if r.action == "promotion_approve")
-        assert outcomes == ["denied", "denied", "ok"]
+        assert outcomes == ["denied", "denied", "ok", "started", "started", "started"]
 
 
 def test_reject_records_the_reason(world: World) -> None:
@@ -222,7 +225,9 @@ def test_expired_request_edits_the_card(world: World) -> None:
         deps = dataclasses.replace(w.runtime.deps, clock=lambda: datetime.now(UTC) + timedelta(hours=2))
         promoter = w.runtime.promoter  # type: ignore[attr-defined]
         assert expire_promotions(dataclasses.replace(promoter, deps=deps), w.runtime.app.client) == 1
-        w.card("Expired")
+        expired = json.dumps(w.card("Expired").blocks)
+        assert "nobody approved within 1h" in expired  # durations read like everywhere else
+        assert "`/gitops promote api --to prod --from dev`" in expired
 
 
 def test_pending_approval_survives_a_restart(world: World) -> None:

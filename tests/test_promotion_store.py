@@ -239,8 +239,23 @@ def test_supersede_resets_approvals_and_keeps_the_audit_id(store: PromotionStore
 def test_supersede_with_nothing_left_to_promote_closes_the_request(store: PromotionStore) -> None:
     request(store)
     closed = store.supersede("p1", plan("p1b", diff=""), now=T0)
-    assert (closed.id, closed.status, closed.superseded_by) == ("p1", "superseded", "p1b")
+    # Not "replaced by a newer one": there is no newer one, the work is already done.
+    assert (closed.id, closed.status, closed.superseded_by) == ("p1", "redundant", None)
     assert store.get("p1b") is None
+    with pytest.raises(UserError, match="Nothing left to promote"):
+        store.approve("p1", "UC", now=T0)
+
+
+def test_a_request_done_by_another_is_closed_once(store: PromotionStore) -> None:
+    request(store)
+    assert [p.id for p in store.open_for("api", "prod")] == ["p1"]
+    closed = store.close_redundant("p1", done_by="p0", now=T0)
+    assert closed is not None
+    assert (closed.status, closed.superseded_by) == ("redundant", "p0")
+    assert store.close_redundant("p1", done_by="p0", now=T0) is None
+    assert store.open_for("api", "prod") == []
+    with pytest.raises(UserError, match="done by promotion `p0`"):
+        store.approve("p1", "UC", now=T0)
 
 
 def test_pending_promotion_survives_a_restart(tmp_path: Path) -> None:

@@ -8,10 +8,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import sqlite_utils
 
 from services.db import Database
 from services.ratelimit import RateLimiter
 from services.replay import ReplayGuard
+from services.schema import MIGRATIONS
 
 
 class Clock:
@@ -205,3 +207,56 @@ def test_replay_guard_is_thread_safe(db: Database) -> None:
     for t in threads:
         t.join()
     assert sorted(wins) == [False] * 7 + [True]
+
+
+# --- delivery ids (Socket Mode envelopes, trigger / event ids, retried bodies) ----------------------
+
+
+def test_delivery_keys_are_remembered_and_reported_once_seen(db: Database) -> None:
+    guard = ReplayGuard(db, clock=Clock())
+    assert guard.already_seen(["envelope_id:e1", "trigger_id:t1"]) == []
+    assert guard.already_seen(["envelope_id:e1"]) == ["envelope_id:e1"]
+    # A redelivery with one new key is known by the old one, and the new one is remembered too.
+    assert guard.already_seen(["trigger_id:t1", "body:b1"]) == ["trigger_id:t1"]
+    assert guard.already_seen(["body:b1"]) == ["body:b1"]
+    assert guard.already_seen([]) == []
+
+
+def test_delivery_keys_outlive_the_signature_window(db: Database) -> None:
+    # Slack's last redelivery comes about 5 minutes after the first try, past the signature window.
+    clock = Clock()
+    guard = ReplayGuard(db, clock=clock, window=300, delivery_window=3600)
+    guard.first_seen("v0=sig", clock.now)
+    guard.already_seen(["envelope_id:e1"])
+    clock.now += 900
+    assert guard.purge() == 1  # the signature went, the envelope id stays
+    assert guard.already_seen(["envelope_id:e1"]) == ["envelope_id:e1"]
+    clock.now += 3600
+    guard.purge()
+    assert guard.already_seen(["envelope_id:e1"]) == []
+
+
+def test_rows_from_before_the_expiry_column_keep_their_window(tmp_path: Path) -> None:
+    # A database written by an older bot: every step before this one, one signature seen at t=1000.
+    path = tmp_path / "bot.db"
+    old = sqlite_utils.Database(path)
+    old.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
+        "applied_at TEXT NOT NULL)"
+    )
+    for version, description, step in MIGRATIONS:
+        if step.__name__ == "_seen_deliveries":
+            break
+        step(old)
+        old.execute("INSERT INTO schema_migrations VALUES (?, ?, '')", [version, description])
+    old.execute("INSERT INTO seen_requests (signature, seen_at) VALUES ('v0=old', 1000.0)")
+    old.close()
+    clock = Clock(1_100.0)
+    reopened = Database(path)  # applies the step that adds expires_at, and any after it
+    try:
+        guard = ReplayGuard(reopened, clock=clock)
+        assert guard.first_seen("v0=old", 1_000.0) is False
+        clock.now = 1_301.0
+        assert guard.purge() == 1  # 300 s after it was seen, as before
+    finally:
+        reopened.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 
-from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
+from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD, Upstream
 from tests.sandbox_argocd_support import (
     AUTH,
     JSON,
@@ -235,6 +236,39 @@ def test_sync_runs_in_the_controller_and_appends_history(argocd: FakeArgoCD, cli
     last = done["status"]["history"][-1]
     assert (last["id"], last["revision"], last["initiatedBy"]) == (4, sha, {"username": "gitops-bot"})
     assert done["status"]["summary"]["images"] == ["registry.example.com/web:2.0.0"]
+
+
+def test_an_app_can_mirror_real_commits(argocd: FakeArgoCD, client: httpx.Client) -> None:
+    """The demo feeds its deploy repository's commits in: the API reports their SHAs, authors and dates."""
+    real = [
+        Upstream(
+            "1" * 40, "Ann <ann@example.com>", "2024-05-02T10:00:00Z", "web 1.0", "r.example/web:1.0", 2
+        ),
+        Upstream(
+            "2" * 40, "Bob <bob@example.com>", "2024-05-02T11:00:00Z", "web 1.1\n\nbody", "r.example/web:1.1"
+        ),
+    ]
+    argocd.add_app("web", commits=real)
+    status = get_app(client, "web")["status"]
+    assert [(h["id"], h["revision"]) for h in status["history"]] == [(1, "1" * 40), (2, "2" * 40)]
+    assert status["history"][0]["deployedAt"] == "2024-05-02T10:01:00Z"  # a minute after the commit
+    assert (status["sync"]["status"], status["sync"]["revision"]) == ("Synced", "2" * 40)
+    assert status["summary"]["images"] == ["r.example/web:1.1"]
+    meta = client.get("/api/v1/applications/web/revisions/2222222/metadata").json()
+    assert meta == {
+        "author": "Bob <bob@example.com>",
+        "date": "2024-05-02T11:00:00Z",
+        "message": "web 1.1\n\nbody",
+    }
+
+    sha = argocd.push_revision("web", image="r.example/web:1.2", sha="3" * 40, date="2024-05-02T12:00:00Z")
+    assert sha == "3" * 40
+    client.post("/api/v1/applications/web/sync", json={})
+    done = settled(client, "web")
+    assert done["status"]["operationState"]["syncResult"]["revision"] == sha
+    assert done["status"]["history"][-1]["revision"] == sha
+    with pytest.raises(ValueError, match="not a full commit SHA"):
+        argocd.push_revision("web", sha="not-a-sha")
 
 
 def test_sync_revision_rules(argocd: FakeArgoCD, client: httpx.Client) -> None:

@@ -84,8 +84,9 @@ def _jobs_active(port: int) -> float:
 
 
 @pytest.fixture
-def argocd() -> Iterator[FakeArgoCD]:
-    fake = FakeArgoCD().start()
+def argocd(request: pytest.FixtureRequest) -> Iterator[FakeArgoCD]:
+    # indirect parametrisation sets how long each sync runs
+    fake = FakeArgoCD(operation_seconds=getattr(request, "param", 0.3)).start()
     fake.add_app("web", project="shop")
     try:
         yield fake
@@ -114,6 +115,7 @@ def start_bot(tmp_path: Path, slack: FakeSlack, argocd: FakeArgoCD) -> Iterator[
             f"git:\n  cache_dir: {tmp_path / 'git'}\n"
             "drift:\n  enabled: false\n"
             f"argocd:\n  - name: main\n    url: {argocd.base_url}\n    token_env: ARGOCD_TOKEN\n"
+            "access:\n  grants:\n    - role: deployer\n      users: [U0ALICE]\n"
         )
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -219,19 +221,24 @@ def test_sigterm_past_the_timeout_records_the_running_job_as_interrupted(
 
     db = tmp_path / "audit.db"
     rows = _audit_rows(db)
-    interrupted = [r for r in rows if r["action"] == "shutdown"]
+    interrupted = [r for r in rows if r["action"] == "status"]
     assert len(interrupted) == 1, [dict(r) for r in rows]
     row = interrupted[0]
-    assert row["outcome"] == "error"
-    assert row["detail"].startswith("interrupted: status was still running")
-    assert "shutdown timeout (1s)" in row["detail"]
-    assert row["command"] == "status"
+    # The request's own row: who asked, where, for what; it only read, so nothing changed.
+    assert (row["user_id"], row["channel"], row["target"]) == ("U0ALICE", "C0DEPLOYS", "web")
+    assert row["outcome"] == "failed"
+    assert row["detail"].startswith("interrupted: the bot shut down after ")
+    assert row["command"] == "status web"
     assert len(row["correlation_id"]) == 8  # the request's id, to find its log lines
-    assert not [r for r in rows if r["action"] == "status"], "the job cannot also have finished"
+    assert not [r for r in rows if r["user_id"] == "gitops-bot"]
     _chain_ok(db)
     logs = bot.records()
     assert any(r.get("message") == "shutdown timeout: jobs interrupted" for r in logs)
     assert any(r.get("message") == "stopped" for r in logs)
+    # The "working…" note does not stay: it says what happened and what to run again.
+    shown = "\n".join(m.text for m in slack.ephemeral("U0ALICE"))
+    assert "shut down before this finished" in shown, shown
+    assert "Run `/gitops status web` again" in shown
 
 
 def test_sigterm_within_the_timeout_lets_the_running_job_finish(
@@ -250,11 +257,97 @@ def test_sigterm_within_the_timeout_lets_the_running_job_finish(
     finished = [r for r in rows if r["action"] == "status"]
     assert [r["outcome"] for r in finished] == ["ok"], [dict(r) for r in rows]
     assert finished[0]["target"] == "web"
-    assert not [r for r in rows if r["action"] == "shutdown"]
+    assert not [r for r in rows if r["outcome"] in ("unknown", "started")]
     _chain_ok(db)
     # The user got the answer in place of the "working…" ack, before the process went away.
     shown = "\n".join(m.text + json.dumps(m.blocks) for m in slack.ephemeral("U0ALICE"))
     assert "Healthy" in shown, shown
+
+
+def _sync_running(bot: BotProcess, slack: FakeSlack) -> None:
+    """`/gitops sync web`, until its channel card shows the operation running."""
+    sender = SlackSender(f"http://127.0.0.1:{bot.port}/slack/events", SIGNING_SECRET, slack)
+    assert sender.slash("sync web").status == 200
+    slack.wait_for(lambda f: any("Running" in m.text for m in f.messages("C0DEPLOYS")), timeout=20)
+    # The "working…" note is deleted once the card is noted as the request's message.
+    slack.wait_for(lambda f: bool(f.recorded("response_url")), timeout=20)
+
+
+def _card(slack: FakeSlack, needle: str) -> str:
+    def found(fake: FakeSlack) -> bool:
+        return any(needle in m.text + json.dumps(m.blocks) for m in fake.messages("C0DEPLOYS"))
+
+    slack.wait_for(found, timeout=20)
+    return next(
+        m.text + json.dumps(m.blocks)
+        for m in slack.messages("C0DEPLOYS")
+        if needle in m.text + json.dumps(m.blocks)
+    )
+
+
+@pytest.mark.parametrize("argocd", [30.0], indirect=True)
+def test_a_sync_cut_off_by_shutdown_is_unknown_and_its_card_says_so(
+    tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
+) -> None:
+    bot = start_bot("1s")
+    _sync_running(bot, slack)
+    bot.proc.send_signal(signal.SIGTERM)
+    assert bot.proc.wait(timeout=15) == 0, "".join(bot.lines)
+
+    rows = [dict(r) for r in _audit_rows(tmp_path / "audit.db") if r["action"] == "sync"]
+    assert [r["outcome"] for r in rows] == ["started", "unknown"], rows
+    started, ended = rows
+    assert ended["request_id"] == started["id"]  # the result names the request it ends
+    for row in rows:
+        assert (row["user_id"], row["channel"], row["target"], row["command"]) == (
+            "U0ALICE", "C0DEPLOYS", "web", "sync web",
+        )  # fmt: skip
+    assert "shut down" in ended["detail"]
+    _chain_ok(tmp_path / "audit.db")
+    card = _card(slack, "outcome is unknown")
+    assert "`/gitops status web`" in card
+    assert argocd.requests("/api/v1/applications/web/sync")  # Argo CD did get the sync
+
+
+@pytest.mark.parametrize("argocd", [30.0], indirect=True)
+def test_a_sync_cut_off_by_kill_9_is_reported_at_the_next_start(
+    tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
+) -> None:
+    bot = start_bot("1s")
+    _sync_running(bot, slack)
+    bot.proc.kill()  # SIGKILL: no shutdown code runs at all
+    bot.proc.wait(timeout=10)
+    db = tmp_path / "audit.db"
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    try:  # the request was recorded when it was accepted, before Argo CD ran it
+        rows = [dict(r) for r in conn.execute("SELECT * FROM audit_events WHERE action = 'sync'")]
+    finally:
+        conn.close()
+    assert [(r["outcome"], r["user_id"], r["target"]) for r in rows] == [("started", "U0ALICE", "web")]
+
+    start_bot("1s")  # the next start finds it and closes it
+    card = _card(slack, "restarted before this finished")
+    assert "outcome is unknown" in card
+    assert "`/gitops status web` and `/gitops history web`" in card
+    assert "sync_" not in card  # the card keeps its content, without buttons
+
+    def reported() -> bool:
+        store = AuditStore(db)
+        try:
+            return any(r.outcome == "unknown" for r in store.recent(limit=10))
+        finally:
+            store.close()
+
+    _wait_for("the unknown row", reported, 10)
+    store = AuditStore(db)
+    try:
+        ended = next(r for r in store.recent(limit=10) if r.outcome == "unknown")
+        assert (ended.user_id, ended.target, ended.request_id) == ("U0ALICE", "web", rows[0]["id"])
+        assert "killed or crashed" in ended.detail
+        assert store.verify().ok
+    finally:
+        store.close()
 
 
 # -- the pool's side of it, in-process -----------------------------------------------------------------
@@ -309,3 +402,22 @@ def test_workers_do_not_hold_the_interpreter_at_exit() -> None:
     assert threads
     assert all(t.daemon for t in threads)
     jobs.close(timeout=5)
+
+
+def test_stop_waits_for_the_start_up_checks(tmp_path: Path, slack: FakeSlack, argocd: FakeArgoCD) -> None:
+    """A daemon thread still waiting on a backend when the interpreter exits aborts the process
+    (SIGABRT at the end of the demo): stop() joins the start-up work first."""
+    from bot.app import build_runtime
+    from tests.conftest import config_for
+
+    argocd.set_latency(1.0)  # the version request outlives an immediate stop
+    loaded = config_for(
+        tmp_path,
+        slack,
+        extra_yaml=f"argocd:\n  - name: main\n    url: {argocd.base_url}\n    token_env: ARGOCD_TOKEN\n",
+        extra_env={"ARGOCD_TOKEN": JWT_TOKEN},
+    )
+    runtime = build_runtime(loaded, port=0, host="127.0.0.1").start()
+    assert any(t.name == "backend-versions" for t in threading.enumerate())
+    runtime.stop()
+    assert not [t.name for t in threading.enumerate() if t.name == "backend-versions"]

@@ -186,7 +186,9 @@ class ArgoCDBackend:
         )
 
     def resume(self, ref: AppRef) -> AppStatus:
-        raise UserError("Argo CD has no suspend or resume; `/gitops sync` deploys what Git says.")
+        raise UserError(
+            f"Argo CD has no suspend or resume; `/gitops sync {ref.display}` deploys what Git says."
+        )
 
     def version(self) -> str:
         if self._version is None:

@@ -47,7 +47,7 @@ def pick_rollback(name: str, history: list[HistoryPayload], to: str | None) -> H
         if len(history) < 2:
             raise UserError(
                 f"`{name}` should have at least two successful deployments to roll back.",
-                hint="See `/gitops history` for what has been deployed.",
+                hint=f"See `/gitops history {name}` for what has been deployed.",
             )
         return history[-2]
     if to.isdigit() and len(to) < 7:
@@ -67,7 +67,7 @@ def pick_rollback(name: str, history: list[HistoryPayload], to: str | None) -> H
         raise UserError(f"`{name}` is already at revision `{prefix}`; there is nothing to roll back to.")
     raise UserError(
         f"`{name}` has no deployment of revision `{prefix}` in its history.",
-        hint=f"Deployment ids, newest first: {ids} (see `/gitops history`).",
+        hint=f"Deployment ids, newest first: {ids} (see `/gitops history {name}`).",
     )
 
 

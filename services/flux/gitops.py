@@ -150,7 +150,12 @@ def plan(repos: RepoCache, ref: AppRef, src: GitSource, to: str | None) -> Rollb
             raise UserError(
                 f"No commit under `{src.path or '/'}` matches what {object_path(ref)} has applied, "
                 "so there is nothing to revert.",
-                hint="Name the commit to restore: `/gitops rollback <app> <sha>`.",
+                hint=(
+                    f"Name the commit to restore with `--to`, e.g. "
+                    f"`/gitops rollback {ref.display} --to {entries[0].revision[:12]}`."
+                    if entries
+                    else "Name the commit to restore with `--to`."
+                ),
             )
         return RollbackPlan(ref=ref, to=current, current=current, auto_sync=False, path=src.path)
     if src.path is None:

@@ -46,6 +46,16 @@ ALL_KINDS: Mapping[str, FluxKind] = MappingProxyType(
 )
 
 
+# The Kubernetes access the Flux client needs, as (API group, resource, verbs): FluxClient.get, list and
+# patch on every kind above, and list on core events (`status`). deploy/base/rbac.yaml must grant each,
+# or a command on that kind answers "forbidden" (tests/test_ops_rbac.py holds them together).
+OBJECT_VERBS: tuple[str, ...] = ("get", "list", "patch")
+API_ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    *((k.group, k.plural, OBJECT_VERBS) for k in ALL_KINDS.values()),
+    ("", "events", ("list",)),
+)
+
+
 def kind_named(name: str) -> FluxKind | None:
     """The kind called `name`, case-insensitively (users type `helmrelease`)."""
     lowered = name.lower()
@@ -54,6 +64,7 @@ def kind_named(name: str) -> FluxKind | None:
 
 __all__ = [
     "ALL_KINDS",
+    "API_ACCESS",
     "APP_KINDS",
     "BUCKET",
     "GIT_REPOSITORY",
@@ -64,6 +75,7 @@ __all__ = [
     "KUSTOMIZATION",
     "KUSTOMIZE_GROUP",
     "LISTED_SOURCES",
+    "OBJECT_VERBS",
     "OCI_REPOSITORY",
     "SOURCE_GROUP",
     "FluxKind",

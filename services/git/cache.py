@@ -239,7 +239,7 @@ class RepoCache:
         raise RevisionNotFound(
             f"Unknown revision {display_value(rev)} in repository `{git.name}`"
             + (" (or the short SHA is ambiguous)." if HEX.fullmatch(candidate) and not is_sha else "."),
-            hint="Use a commit SHA from `/gitops history`, a branch or a tag.",
+            hint="Use a commit SHA that the app's `history` shows, a branch or a tag.",
         )
 
     @staticmethod
