@@ -319,7 +319,6 @@ def build_runtime(
             "backends": services.ops.known_versions(),
             "warnings": runtime.warnings(),
         },
-        first_seen=replay.first_seen,
     )
     server = HttpServer(
         router,

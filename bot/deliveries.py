@@ -1,17 +1,19 @@
-"""Each Slack delivery runs once, in both modes.
+"""Each Slack request runs once, in both modes.
 
-Slack delivers again what it thinks went unacknowledged: a Socket Mode envelope comes back with the
-same `envelope_id` and a `retry_attempt`, an HTTP request with `X-Slack-Retry-Num` and a new
-timestamp and signature around the same body. The signature guard (bot/server.py) sees neither, so
-delivery ids are remembered in the same database table (services/replay.py):
+A captured HTTP request sent again (a replay) repeats its signature; Slack itself delivers again
+what it thinks went unacknowledged: a Socket Mode envelope comes back with the same `envelope_id`
+and a `retry_attempt`, an HTTP request with `X-Slack-Retry-Num` and a new timestamp and signature
+around the same body. All of it is remembered in one database table (services/replay.py), checked
+in one transaction per request, since it sits on the ack path:
 
 - `OnceSocketModeHandler` refuses an envelope id seen before: it still acknowledges the envelope,
   so Slack stops redelivering, but dispatches nothing;
-- `DuplicateFilter`, a Bolt middleware after the signature check, refuses a payload whose
-  `trigger_id` (commands, clicks) or `event_id` (events) was seen before, and, in HTTP mode, a
-  retried request (`X-Slack-Retry-Num`) whose raw body was seen before.
+- `DuplicateFilter`, a Bolt middleware after the signature check, answers a replayed signature
+  with 401 (like a forgery), and refuses a payload whose `trigger_id` (commands, clicks) or
+  `event_id` (events) was seen before, and, in HTTP mode, a retried request (`X-Slack-Retry-Num`)
+  without ids whose raw body was seen before.
 
-A dropped duplicate is logged (never the payload: it carries response_url capabilities) and written
+A dropped redelivery is logged (never the payload: it carries response_url capabilities) and written
 to the audit trail as action `replay`, outcome `denied`.
 """
 
@@ -49,16 +51,18 @@ class DeliveryGuard:
         self._replay = replay
         self._audit = audit
 
-    def first(self, keys: list[str]) -> list[str]:
-        """Remember `keys`; return those seen before. A database that cannot answer lets the
-        delivery through: the command then meets the same database and reports it."""
-        if not keys:
-            return []
+    def first(
+        self, keys: list[str], *, signature: str | None = None, timestamp: float | None = None
+    ) -> tuple[bool, list[str]]:
+        """Remember `keys`; return (a replayed signature, the keys seen before). A database that
+        cannot answer lets the delivery through: the command then meets the same database."""
+        if not keys and signature is None:
+            return False, []
         try:
-            return self._replay.already_seen(keys)
+            return self._replay.check(signature, timestamp, keys)
         except GitOpsBotError:
             log.error("cannot check Slack deliveries for duplicates", extra={"keys": len(keys)})
-            return []
+            return False, []
 
     def dropped(self, payload: Mapping[str, Any], *, by: str, retry: str | None) -> None:
         """Log and audit one refused duplicate, `by` naming what gave it away."""
@@ -101,15 +105,31 @@ class DuplicateFilter(Middleware):
         body: Mapping[str, Any] = req.body or {}
         retry = _first(req.headers.get(RETRY_HEADER))
         keys = [f"{name}:{str(body[name])[:200]}" for name in ("trigger_id", "event_id") if body.get(name)]
-        raw = req.raw_body if req.mode == "http" else ""
+        http = req.mode == "http"
+        # A body with an id is known by it (a retry repeats it); only one without needs its hash.
+        raw = req.raw_body if http and not keys else ""
         body_key = f"body:{hashlib.sha256(raw.encode()).hexdigest()}" if raw else None
-        seen = self._guard.first(keys + ([body_key] if body_key else []))
-        # Every body is remembered, but only a declared retry is refused for it alone.
+        signature = _first(req.headers.get("x-slack-signature")) if http else None
+        timestamp = _first(req.headers.get("x-slack-request-timestamp")) if http else None
+        replayed, seen = self._guard.first(
+            keys + ([body_key] if body_key else []), signature=signature, timestamp=_number(timestamp)
+        )
+        if replayed:  # the same signed request again: answered like a forgery, nothing runs
+            log.warning("replayed Slack request refused")
+            return BoltResponse(status=401, body='{"error": "invalid request"}')
+        # Every id-less body is remembered, but only a declared retry is refused for it alone.
         by = [k.split(":", 1)[0] for k in seen if k != body_key or retry is not None]
         if not by:
             return next()
         self._guard.dropped(body, by=by[0], retry=retry)
         return BoltResponse(status=200, body="")  # Slack stops retrying; nothing runs
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 class OnceSocketModeHandler(SocketModeHandler):
@@ -120,7 +140,7 @@ class OnceSocketModeHandler(SocketModeHandler):
         self._guard = guard
 
     def handle(self, client: BaseSocketModeClient, req: SocketModeRequest) -> None:
-        if not self._guard.first([f"envelope_id:{req.envelope_id}"]):
+        if not self._guard.first([f"envelope_id:{req.envelope_id}"])[1]:
             # Bolt's handler only needs send_socket_mode_response and logger, which every client has.
             super().handle(client, req)  # type: ignore[arg-type]
             return

@@ -33,10 +33,8 @@ class Router:
         readiness: ReadinessCheck,
         metrics: Callable[[], tuple[bytes, str]],
         info: Callable[[], Mapping[str, object]],
-        first_seen: Callable[[str, float], bool] | None = None,
     ) -> None:
         self._slack = slack
-        self._first_seen = first_seen
         self._readiness = readiness
         self._metrics = metrics
         self._info = info
@@ -48,11 +46,7 @@ class Router:
         if path == SLACK_PATH and self._slack is not None:
             if not self.accepting:
                 return _reply(start_response, "503 Service Unavailable", {"error": "shutting down"})
-            if self._replayed(environ):
-                # Same answer as Bolt's signature check: a replay gets nothing more than a forgery.
-                # Slack's own redeliveries (X-Slack-Retry-Num: new signature, same body) pass here
-                # and are dropped after that check, by bot/deliveries.py.
-                return _reply(start_response, "401 Unauthorized", {"error": "invalid request"})
+            # Replays and redeliveries are refused after Bolt's signature check (bot/deliveries.py).
             return self._slack(environ, start_response)
         if method not in ("GET", "HEAD"):
             return _reply(start_response, "405 Method Not Allowed", {"error": "method not allowed"})
@@ -69,16 +63,6 @@ class Router:
             start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(payload)))])
             return [payload]
         return _reply(start_response, "404 Not Found", {"error": "not found"})
-
-    def _replayed(self, environ: WSGIEnvironment) -> bool:
-        signature = environ.get("HTTP_X_SLACK_SIGNATURE")
-        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
-        if self._first_seen is None or not signature or not timestamp:
-            return False  # unsigned: Bolt's verification refuses it
-        try:
-            return not self._first_seen(str(signature), float(timestamp))
-        except ValueError:
-            return False  # a malformed timestamp: Bolt refuses it
 
 
 def _reply(start_response: StartResponse, status: str, body: Mapping[str, Any]) -> list[bytes]:

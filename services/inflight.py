@@ -20,6 +20,14 @@ from typing import Any
 
 from services.db import Database
 
+_COLUMNS = (
+    "correlation_id", "started_id", "owner", "user_id", "user_name", "channel", "action", "command",
+    "target", "accepted_at", "response_url",
+)  # fmt: skip
+_INSERT = (
+    f"INSERT OR REPLACE INTO inflight_requests ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
 _MAX_MESSAGE = 60_000  # a rendered Block Kit message is far below this; never store more
 
 
@@ -60,8 +68,8 @@ class InflightRequests:
             "accepted_at": request.accepted_at.astimezone(UTC).isoformat(),
             "response_url": request.response_url,
         }
-        with self._db.transaction() as db:
-            db.table("inflight_requests").insert(row, replace=True)
+        with self._db.transaction() as db:  # plain SQL: this runs for every request, after its ack
+            db.execute(_INSERT, [row[c] for c in _COLUMNS])
 
     def shown(self, correlation_id: str, *, channel: str, ts: str, message: Mapping[str, Any]) -> None:
         """The request's public message and what it shows now (to correct it after a restart)."""

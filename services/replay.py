@@ -46,17 +46,27 @@ class ReplayGuard:
         A timestamp outside the window (either side) is refused too: its signature may
         already have been purged, so it could not be told apart from a replay.
         """
+        replayed, _ = self.check(signature, timestamp, ())
+        return not replayed
+
+    def check(
+        self, signature: str | None, timestamp: float | None, keys: Sequence[str]
+    ) -> tuple[bool, list[str]]:
+        """Both checks in one transaction (one per request on the ack path): whether the signed
+        request is a replay or stale (`first_seen`), and which delivery keys were seen before
+        (`already_seen`; not recorded for a replay)."""
         now = self._clock()
-        if abs(now - timestamp) > self._window:
-            return False
-        # Keep the row until the request's own timestamp leaves the window: with a clock
-        # skewed ahead, purging by arrival time alone would forget it too early.
-        keep_from = max(now, timestamp)
+        if signature is not None and (timestamp is None or abs(now - timestamp) > self._window):
+            return True, []
         with self._db.transaction() as db:
-            first = db.execute(_INSERT, [signature, keep_from, keep_from + self._window]).rowcount == 1
-            if first:
+            if signature is not None and timestamp is not None:
+                # Keep the row until the request's own timestamp leaves the window: with a clock
+                # skewed ahead, purging by arrival time alone would forget it too early.
+                keep_from = max(now, timestamp)
+                if db.execute(_INSERT, [signature, keep_from, keep_from + self._window]).rowcount != 1:
+                    return True, []
                 self._inserted(db, now)
-        return first
+            return False, self._record(db, keys, now)
 
     def already_seen(self, keys: Sequence[str]) -> list[str]:
         """Remember every delivery key; return those seen before (empty: a first delivery).
@@ -64,14 +74,15 @@ class ReplayGuard:
         All keys are recorded in one transaction, also when some were seen: a redelivery that
         carries a new key (a retried body with a known trigger id) is then known by both.
         """
-        now = self._clock()
+        return self.check(None, None, keys)[1]
+
+    def _record(self, db: sqlite_utils.Database, keys: Sequence[str], now: float) -> list[str]:
         seen = []
-        with self._db.transaction() as db:
-            for key in keys:
-                if db.execute(_INSERT, [key, now, now + self._delivery_window]).rowcount == 1:
-                    self._inserted(db, now)
-                else:
-                    seen.append(key)
+        for key in keys:
+            if db.execute(_INSERT, [key, now, now + self._delivery_window]).rowcount == 1:
+                self._inserted(db, now)
+            else:
+                seen.append(key)
         return seen
 
     def purge(self) -> int:
