@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bot.app import build_runtime
 from bot.config import parse_config_text
 from handlers.blocks import Reply, message, section
+from handlers.caller import Caller
 from handlers.conversation import Conversation
-from handlers.deps import Caller
-from handlers.grammar import CommandRequest
+from handlers.grammar.parser import CommandRequest
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 

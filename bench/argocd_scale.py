@@ -21,12 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pydantic import SecretStr
 
 from handlers.blocks import Reply
-from handlers.views_status import status_overview
+from handlers.gitops.status import status_overview
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.blockkit import validate_blocks
 from services.argocd import ArgoCDBackend, ArgoCDClient
 from services.argocd.client import DEFAULT_LIST_FIELDS
-from services.settings import ArgoCDInstance
+from services.settings.model import ArgoCDInstance
 
 
 def run_once(backend: ArgoCDBackend, fake: FakeArgoCD) -> tuple[float, int, int, Reply]:

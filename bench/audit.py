@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.audit import AuditEvent, AuditStore
-from services.audit_query import AuditQuery
+from services.audit.query import AuditQuery
+from services.audit.trail import AuditEvent, AuditStore
 from services.redaction import Redactor
 
 ENVS = ("dev", "staging", "prod")

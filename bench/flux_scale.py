@@ -20,11 +20,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from handlers.views_status import status_overview
+from handlers.gitops.status import status_overview
 from sandbox.blockkit import validate_blocks
 from sandbox.flux_fake import FakeKubernetes
 from services.flux import FluxBackend, FluxClient
-from services.settings import FluxCluster, Settings
+from services.settings.model import FluxCluster, Settings
 
 
 def main() -> int:

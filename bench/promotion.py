@@ -28,10 +28,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.apps import AppResolver
-from services.db import Database
 from services.git import RepoCache
-from services.promotion import PromotionService, PromotionStore
-from services.settings import Settings
+from services.promotion.service import PromotionService, PromotionStore
+from services.settings.model import Settings
+from services.store.db import Database
 
 ENVS = ("dev", "staging", "prod")
 GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}

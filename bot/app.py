@@ -32,29 +32,31 @@ from bot.scheduler import build_scheduler
 from bot.server import SLACK_PATH, HttpServer, Router
 from bot.slack_client import build_web_client, group_members
 from bot.wiring import build_services
+from handlers.admin.executor import admin_executors
+from handlers.audit.executor import audit_executor
 from handlers.authz import Authorizer
 from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
-from handlers.drift_job import DriftJob
-from handlers.exec_admin import admin_executors
-from handlers.exec_audit import audit_executor
-from handlers.exec_drift import drift_executor
-from handlers.exec_gitops import gitops_executors
-from handlers.exec_promote import Promoter, promote_executor
+from handlers.drift.executor import drift_executor
+from handlers.drift.job import DriftJob
+from handlers.gitops.executor import gitops_executors
+from handlers.promote.executor import Promoter, promote_executor
 from handlers.recovery import Cutoff, recover
-from services.access import AccessPolicy, CachedGroupDirectory
-from services.audit import AuditStore
+from handlers.rollback.executor import rollback_executor
+from services.access.policy import AccessPolicy, CachedGroupDirectory
+from services.access.ratelimit import RateLimiter
+from services.access.replay import ReplayGuard
+from services.audit.trail import AuditStore
 from services.backend import GitOpsBackend
-from services.db import Database
-from services.drift_store import IncidentStore
+from services.drift.store import IncidentStore
+from services.git import RepoCache
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
-from services.leader import Leadership, build_leadership, default_identity
+from services.leader.election import Leadership, build_leadership, default_identity
 from services.metrics import Metrics
 from services.operations import GitOpsService
-from services.ratelimit import RateLimiter
 from services.redaction import Redactor
-from services.replay import ReplayGuard
+from services.store.db import Database
 
 log = logging.getLogger(__name__)
 HELPER_JOIN_SECONDS = 10.0
@@ -118,6 +120,7 @@ class Runtime:
     promoter: Promoter | None = None
     drift: DriftJob | None = None
     leadership: Leadership | None = None
+    repos: RepoCache | None = None  # its kept-open git processes end at stop
     _stopped: bool = field(default=False, repr=False)
     # Start-up work off the start path; joined at stop, so none outlives the database or is cut
     # off by the interpreter's exit (a daemon thread waking then aborts the process).
@@ -205,6 +208,8 @@ class Runtime:
         self.server.stop()
         for helper in self._helpers:  # bounded: each waits on one request with its own timeout
             helper.join(timeout=HELPER_JOIN_SECONDS)
+        if self.repos is not None:
+            self.repos.close()
         # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
         # add its own row after its interrupted one (it finds the database closed instead).
         with self.database.lock:
@@ -243,7 +248,7 @@ def build_runtime(
     metrics = Metrics()
     database = Database(settings.audit.database)
     audit = AuditStore(database, redact=redact)
-    services = build_services(loaded, database, metrics, backends=backends)
+    built = build_services(loaded, database, metrics, backends=backends)
     jobs = JobRunner(workers=settings.server.workers, queue_limit=settings.server.queue_limit)
     client = build_web_client(loaded)
     policy = AccessPolicy(
@@ -258,32 +263,33 @@ def build_runtime(
         version=version(),
         executors=executors,
         clock=clock or (lambda: datetime.now(UTC)),
-        pending=services.pending,
-        ops=services.ops,
-        locks=services.locks,
+        pending=built.pending,
+        ops=built.ops,
+        locks=built.locks,
         redact=redact,
         inflight=InflightRequests(database, owner=process_identity()),
-        authz=Authorizer(policy, locks=services.locks, resolver=services.ops.resolver),
+        authz=Authorizer(policy, locks=built.locks, resolver=built.ops.resolver),
         rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
     )
     # Executors need deps (pending buttons, settings); the mapping is filled once, before serving.
-    ops_or_none = services.ops if services.backends else None
+    ops_or_none = built.ops if built.backends else None
     executors.update(builtin_executors(settings, deps.version, ops_or_none, policy))
-    if services.backends:
-        executors.update(gitops_executors(deps, services.ops))
-    executors.update(admin_executors(deps, services.locks))
+    if built.backends:
+        executors.update(gitops_executors(deps, built.ops))
+        executors["rollback"] = rollback_executor(deps, built.ops)
+    executors.update(admin_executors(deps, built.locks))
     executors["audit"] = audit_executor(deps)
-    promoter = Promoter(deps, services.promotions, services.promotion_store)
-    if services.backends:
+    promoter = Promoter(deps, built.promotions, built.promotion_store)
+    if built.backends:
         executors["promote"] = promote_executor(promoter)
-    executors["drift"] = drift_executor(deps, services.incidents)
+    executors["drift"] = drift_executor(deps, built.incidents)
     executors.update(extra_executors or {})
     mode = slack_mode(loaded)
     replay = ReplayGuard(database)
     deliveries = DeliveryGuard(replay, audit)
     try:
         app = create_slack_app(
-            loaded, deps, mode, client, promoter=promoter, incidents=services.incidents, deliveries=deliveries
+            loaded, deps, mode, client, promoter=promoter, incidents=built.incidents, deliveries=deliveries
         )
     except Exception as exc:
         database.close()
@@ -316,7 +322,7 @@ def build_runtime(
         info=lambda: {
             "version": deps.version,
             "mode": mode,
-            "backends": services.ops.known_versions(),
+            "backends": built.ops.known_versions(),
             "warnings": runtime.warnings(),
         },
     )
@@ -327,10 +333,11 @@ def build_runtime(
         threads=settings.server.threads,
     )
     leadership = build_leadership(settings, leader_identity or default_identity())
-    drift_job = DriftJob(deps, app.client, services.incidents, leadership)
+    drift_job = DriftJob(deps, app.client, built.incidents, leadership)
     scheduler = build_scheduler(deps, app.client, drift=drift_job, promoter=promoter)
     runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
     runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership
+    runtime.repos = built.repos
     return runtime
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import LoadedConfig
-from services.audit_chain import verify
-from services.audit_query import ExportFormat, export
+from services.audit.chain import verify
+from services.audit.query import ExportFormat, export
 from services.errors import BackendUnavailable, UserError
 from services.validation import since as parse_since
 

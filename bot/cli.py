@@ -16,11 +16,11 @@ from bot.audit_cli import add_audit_commands, run_audit_command
 from bot.config import (
     ConfigError,
     LoadedConfig,
-    format_summary,
     load_config,
     process_environ,
     resolve_config_path,
 )
+from bot.config_summary import format_summary
 from bot.logs import configure_logging
 from services.errors import GitOpsBotError
 from services.redaction import Redactor
@@ -92,7 +92,7 @@ def _print_problems(exc: ConfigError, out: TextIO) -> None:
 
 def _demo(script: Path | None) -> int:
     # Imported here: the sandbox is only needed by the demo, not by the bot serving Slack.
-    from bot.demo import run_demo
+    from bot.demo.session import run_demo
 
     return run_demo(script=script)
 

@@ -18,18 +18,16 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from bot.config_expand import expand_env
-from bot.config_summary import format_summary
-from services.settings import Secrets, Settings
-from services.settings_check import check_settings
-from services.settings_errors import Problem
-from services.settings_types import HttpUrl
+from services.settings.check import check_settings
+from services.settings.errors import Problem
+from services.settings.model import Secrets, Settings
+from services.settings.types import HttpUrl
 
 __all__ = [
     "CONFIG_PATH_ENV",
     "DEFAULT_CONFIG_PATH",
     "ConfigError",
     "LoadedConfig",
-    "format_summary",
     "load_config",
     "load_from_process",
     "parse_config_text",

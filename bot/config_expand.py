@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from services.settings_errors import Problem, format_path
-from services.settings_types import shown
+from services.settings.errors import Problem, format_path
+from services.settings.types import shown
 
 _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)(\})?")
 _BODY = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?", re.DOTALL)

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from services.settings import App, Environment, Settings
-from services.settings_types import format_duration
-
-if TYPE_CHECKING:
-    from bot.config import LoadedConfig
+from bot.config import LoadedConfig
+from services.settings.model import App, Environment, Settings
+from services.settings.types import format_duration
 
 
 def _plural(count: int, word: str) -> str:

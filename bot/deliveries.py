@@ -3,7 +3,7 @@
 A captured HTTP request sent again (a replay) repeats its signature; Slack itself delivers again
 what it thinks went unacknowledged: a Socket Mode envelope comes back with the same `envelope_id`
 and a `retry_attempt`, an HTTP request with `X-Slack-Retry-Num` and a new timestamp and signature
-around the same body. All of it is remembered in one database table (services/replay.py), checked
+around the same body. All of it is remembered in one database table (services/access/replay.py), checked
 in one transaction per request, since it sits on the ack path:
 
 - `OnceSocketModeHandler` refuses an envelope id seen before: it still acknowledges the envelope,
@@ -34,10 +34,10 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from services.audit import AuditEvent, AuditStore
+from services.access.replay import ReplayGuard
+from services.audit.trail import AuditEvent, AuditStore
 from services.correlation import new_correlation_id
 from services.errors import GitOpsBotError
-from services.replay import ReplayGuard
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from datetime import timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 from slack_sdk import WebClient
 
+from handlers.admin.reminders import expire_locks
 from handlers.deps import Deps
-from handlers.drift_job import DriftJob
-from handlers.exec_promote import Promoter, expire_promotions
-from handlers.reminders import expire_locks, remind_holds
+from handlers.drift.job import DriftJob
+from handlers.promote.executor import Promoter, expire_promotions
+from handlers.rollback.reminders import remind_holds
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from services.settings import Settings
+from services.settings.model import Settings
 
 APP_LEVEL_SHAPE = (
     "SLACK_APP_TOKEN: not an app-level token (those start with xapp-){hint}; create one with the "

@@ -6,20 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bot.config import LoadedConfig
+from services.access.locks import LockStore
 from services.apps import AppResolver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
-from services.db import Database
-from services.drift_store import IncidentStore
+from services.drift.store import IncidentStore
 from services.flux import build_flux_backends
 from services.git import RepoCache
 from services.holds import HoldStore
-from services.locks import LockStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
-from services.promotion import PromotionService
-from services.promotion_store import PromotionStore
+from services.promotion.service import PromotionService
+from services.promotion.store import PromotionStore
+from services.store.db import Database
 
 
 @dataclass(frozen=True)

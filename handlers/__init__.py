@@ -1,4 +1,13 @@
-"""Slack listeners: slash commands, buttons, Block Kit rendering. Registered by `register`."""
+"""Slack listeners: slash commands, buttons, Block Kit rendering. Registered by `register`.
+
+The shared parts sit here: `commands` (the `/gitops` listener) and `clicks` (the button pipeline),
+`grammar/`, `boundary` (errors → replies), `conversation` (one message updated in place),
+`recording` / `recovery` (audit rows, cut-off requests), `authz`, `deps`, `caller`, `blocks` and
+`cards` (Block Kit pieces), `messages` (every string), `help`, `builtin` (`whoami`), `actions`
+(expired buttons). Each subcommand family has a package with its `executor` and `views`:
+`gitops/` (status, sync, diff, history, suspend, resume), `rollback/`, `promote/`, `drift/`,
+`admin/` (lock, unlock), `audit/`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +16,14 @@ from typing import Any
 
 from slack_bolt import App
 
-from handlers import actions, commands, exec_audit, exec_drift, exec_promote, exec_rollback
+from handlers import actions, commands
+from handlers.audit import executor as audit
 from handlers.deps import Deps
-from handlers.exec_promote import Promoter
-from services.drift_store import IncidentStore
+from handlers.drift import executor as drift
+from handlers.promote import executor as promote
+from handlers.promote.promoter import Promoter
+from handlers.rollback import executor as rollback
+from services.drift.store import IncidentStore
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +33,13 @@ def register(
 ) -> None:
     commands.register(app, deps)
     if promoter is not None:
-        exec_promote.register(app, promoter)
+        promote.register(app, promoter)
     if incidents is not None:
-        exec_drift.register(app, deps, incidents)
+        drift.register(app, deps, incidents)
     if deps.pending is not None:
-        exec_audit.register(app, deps)
+        audit.register(app, deps)
     if deps.ops is not None:
-        exec_rollback.register(app, deps)
+        rollback.register(app, deps)
     actions.register_fallback(app, deps)  # last: specific buttons must register before it
 
     @app.error

@@ -12,7 +12,8 @@ from slack_bolt import Ack, App, Respond
 from handlers import messages as msg
 from handlers.blocks import message, section
 from handlers.boundary import Result
-from handlers.deps import Caller, Deps
+from handlers.caller import Caller
+from handlers.deps import Deps
 from handlers.recording import record
 from services.correlation import new_correlation_id
 

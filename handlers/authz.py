@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from handlers.deps import Caller
-from handlers.grammar import CommandRequest
-from services.access import AccessPolicy
+from handlers.caller import Caller
+from handlers.grammar.parser import CommandRequest
+from services.access.locks import Lock, LockStore
+from services.access.policy import AccessPolicy
 from services.apps import AppResolver
 from services.backend import AppRef
-from services.locks import Lock, LockStore
 
 ANY_ENV = "*"  # a target no configured app maps to: only grants for every environment apply
 LOCKED_ACTIONS = frozenset({"sync", "rollback", "promote"})

@@ -183,3 +183,7 @@ def _text_size(value: Any) -> int:
     if isinstance(value, list):
         return sum(_text_size(v) for v in value)
     return 0
+
+
+def plain_notice(text: str, *, in_channel: bool = False, detail: str = "", failed: bool = False) -> Reply:
+    return message(text, [section(text)], in_channel=in_channel, detail=detail, failed=failed)

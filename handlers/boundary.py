@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from handlers import messages as msg
 from handlers.blocks import Reply, context, escape, escape_except_mentions, message, section
-from services.audit import Outcome
+from services.audit.trail import Outcome
 from services.errors import BackendUnavailable, PermissionDenied, UserError
 
 log = logging.getLogger(__name__)

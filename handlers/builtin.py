@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from handlers import messages as msg
 from handlers.blocks import Reply, context, escape, fields_section, header, message
+from handlers.caller import Caller
 from handlers.conversation import Conversation
-from handlers.deps import Caller, Executor
-from handlers.grammar import CommandRequest
-from services.access import AccessPolicy
+from handlers.deps import Executor
+from handlers.grammar.parser import CommandRequest
+from services.access.policy import AccessPolicy
 from services.operations import GitOpsService
-from services.settings import Settings
+from services.settings.model import Settings
 
 
 def _roles(policy: AccessPolicy | None, user_id: str) -> str:

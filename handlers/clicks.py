@@ -17,8 +17,9 @@ from slack_sdk import WebClient
 
 from handlers.blocks import Reply
 from handlers.boundary import Result, error_result, guarded
+from handlers.caller import Caller
 from handlers.conversation import ClickedMessage, Conversation
-from handlers.deps import Caller, Deps
+from handlers.deps import Deps
 from handlers.recording import accept, finish, record
 from services.correlation import new_correlation_id
 from services.errors import BackendUnavailable, GitOpsBotError

@@ -17,15 +17,16 @@ from slack_sdk import WebClient
 from handlers import messages as msg
 from handlers.blocks import Reply, escape, message, section
 from handlers.boundary import Result, error_result, guarded
-from handlers.commands_spec import SUBCOMMANDS
+from handlers.caller import Caller
 from handlers.conversation import Conversation
-from handlers.deps import Caller, Deps, Executor
-from handlers.grammar import CommandRequest, parse_command
+from handlers.deps import Deps, Executor
+from handlers.grammar.parser import CommandRequest, parse_command
+from handlers.grammar.spec import SUBCOMMANDS
 from handlers.help import help_reply
 from handlers.recording import accept, finish, record
 from services.correlation import new_correlation_id
 from services.errors import NotAvailable, UserError
-from services.settings_types import format_duration
+from services.settings.types import format_duration
 
 log = logging.getLogger(__name__)
 

@@ -5,56 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
+from handlers.authz import Authorizer
 from handlers.blocks import Reply
+from handlers.caller import Caller
 from handlers.conversation import Conversation
-from handlers.grammar import CommandRequest
-
-if TYPE_CHECKING:
-    from handlers.authz import Authorizer
-from services.audit import AuditStore
+from handlers.grammar.parser import CommandRequest
+from services.access.locks import LockStore
+from services.access.ratelimit import RateLimiter
+from services.audit.trail import AuditStore
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
-from services.locks import LockStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
-from services.ratelimit import RateLimiter
 from services.redaction import Redactor
-from services.settings import Settings
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who sent a command or clicked a button. Authorise on `user_id` only, never on names."""
-
-    user_id: str
-    user_name: str
-    channel_id: str
-    team_id: str
-
-    @classmethod
-    def from_command(cls, body: Mapping[str, Any]) -> Caller:
-        return cls(
-            user_id=str(body.get("user_id", "")),
-            user_name=str(body.get("user_name", "")),
-            channel_id=str(body.get("channel_id", "")),
-            team_id=str(body.get("team_id", "")),
-        )
-
-    @classmethod
-    def from_action(cls, body: Mapping[str, Any]) -> Caller:
-        user = body.get("user") or {}
-        channel = body.get("channel") or {}
-        team = body.get("team") or {}
-        return cls(
-            user_id=str(user.get("id", "")),
-            user_name=str(user.get("username") or user.get("name") or ""),
-            channel_id=str(channel.get("id", "")),
-            team_id=str(team.get("id", "")),
-        )
-
+from services.settings.model import Settings
 
 Executor = Callable[[CommandRequest, Caller, Conversation], Reply]
 

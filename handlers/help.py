@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers import messages as msg
 from handlers.blocks import Reply, context, divider, escape, header, message, section
-from handlers.commands_spec import SUBCOMMANDS, SubcommandSpec
+from handlers.grammar.spec import SUBCOMMANDS, SubcommandSpec
 
 
 def help_reply(topic: str | None, allowed: frozenset[str] | None = None) -> Reply:

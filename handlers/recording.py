@@ -17,8 +17,9 @@ from typing import Any
 
 from handlers.blocks import Reply
 from handlers.boundary import Result
-from handlers.deps import Caller, Deps
-from services.audit import AuditEvent, Outcome
+from handlers.caller import Caller
+from handlers.deps import Deps
+from services.audit.trail import AuditEvent, Outcome
 from services.backend import AppRef
 from services.errors import GitOpsBotError
 from services.inflight import Inflight

@@ -23,10 +23,10 @@ from slack_sdk.webhook import WebhookClient
 from handlers import messages as msg
 from handlers.blocks import Block, context, escape, section
 from handlers.deps import Deps
-from services.audit import AuditEvent, Outcome
+from services.audit.trail import AuditEvent, Outcome
 from services.errors import GitOpsBotError
 from services.inflight import Inflight
-from services.settings import Settings
+from services.settings.model import Settings
 
 log = logging.getLogger(__name__)
 

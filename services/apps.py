@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from services.backend import AmbiguousApp, AppNotFound, AppRef, GitOpsBackend
 from services.errors import UserError
-from services.settings import AppTarget, Settings
+from services.settings.model import AppTarget, Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.db import Database
+from services.store.db import Database
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.db import Database
+from services.store.db import Database
 
 _COLUMNS = (
     "correlation_id", "started_id", "owner", "user_id", "user_name", "channel", "action", "command",

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.db import Database
 from services.errors import UserError
+from services.store.db import Database
 
 
 class ButtonExpired(UserError):

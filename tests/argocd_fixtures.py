@@ -14,7 +14,7 @@ import pytest
 
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from services.argocd import ArgoCDBackend, ArgoCDClient
-from services.settings import ArgoCDInstance, Timeouts
+from services.settings.model import ArgoCDInstance, Timeouts
 
 INSTANCE = "sandbox"
 

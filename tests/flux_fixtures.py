@@ -21,7 +21,7 @@ from sandbox.flux_git import commit_file, make_deploy_repo
 from services.backend import AppRef
 from services.flux import FluxBackend, FluxClient
 from services.git import RepoCache
-from services.settings import FluxCluster, GitRepository, Settings
+from services.settings.model import FluxCluster, GitRepository, Settings
 
 CLUSTER = "sandbox"
 TOKEN = "sandbox-flux-bearer-token-0123456789"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from services.git import RepoCache
 from services.metrics import Metrics
-from services.settings import CommitIdentity, GitRepository
+from services.settings.model import CommitIdentity, GitRepository
 
 # Helper commands ignore the developer's own git configuration, so tests are deterministic.
 _ENV = {

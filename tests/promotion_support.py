@@ -9,10 +9,10 @@ from typing import Any
 
 from sandbox.flux_git import make_deploy_repo
 from services.apps import AppResolver
-from services.db import Database
 from services.git import RepoCache
-from services.promotion import Promotion, PromotionPlan, PromotionService, PromotionStore
-from services.settings import Settings
+from services.promotion.service import Promotion, PromotionPlan, PromotionService, PromotionStore
+from services.settings.model import Settings
+from services.store.db import Database
 from tests.git_support import Remote
 
 ENVS = ("dev", "staging", "prod")

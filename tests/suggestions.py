@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from handlers.commands_spec import SUBCOMMANDS
-from handlers.grammar import parse_command
+from handlers.grammar.parser import parse_command
+from handlers.grammar.spec import SUBCOMMANDS
 from sandbox.slack_api import FakeSlack
 from services.errors import UserError
-from services.settings import Settings
+from services.settings.model import Settings
 
 _SPAN = re.compile(r"`(/gitops(?:\s[^`]*)?)`")
 _USAGE = re.compile(r"\[")  # help's usage syntax

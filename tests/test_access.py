@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from handlers.commands_spec import SUBCOMMANDS
-from services.access import GROUPS_DOWN_REASON, AccessPolicy, CachedGroupDirectory, Decision, RoleGrant
+from handlers.grammar.spec import SUBCOMMANDS
+from services.access.policy import GROUPS_DOWN_REASON, AccessPolicy, CachedGroupDirectory, Decision, RoleGrant
 from services.errors import BackendUnavailable, PermissionDenied
-from services.settings import ACTIONS, Settings
+from services.settings.model import ACTIONS, Settings
 
 READ = {"help", "status", "diff", "history", "drift", "audit", "whoami"}
 
@@ -406,7 +406,7 @@ def test_cache_serves_a_stale_copy_on_error_and_retries_later(caplog: pytest.Log
     directory.members("S1")
     fetch.failing = True
     clock.now += 600
-    with caplog.at_level(logging.WARNING, logger="services.access_groups"):
+    with caplog.at_level(logging.WARNING, logger="services.access.groups"):
         assert directory.members("S1") == {"U01"}
     assert "S1" in caplog.text
     assert "600s ago" in caplog.text

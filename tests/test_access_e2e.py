@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import build_runtime
-from handlers.reminders import expire_locks
+from handlers.admin.reminders import expire_locks
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
@@ -194,7 +194,7 @@ def test_commit_messages_cannot_ping_the_channel(guarded: Bot) -> None:
 
 
 def test_audit_query_answers_in_a_thread_with_more(guarded: Bot) -> None:
-    from services.audit import AuditEvent
+    from services.audit.trail import AuditEvent
 
     guarded.runtime.deps.audit.append_many(
         [

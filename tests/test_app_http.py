@@ -10,13 +10,13 @@ import urllib.request
 from pathlib import Path
 
 from handlers.blocks import Reply, message, section
-from handlers.commands_spec import SUBCOMMANDS
+from handlers.caller import Caller
 from handlers.conversation import Conversation
-from handlers.deps import Caller
-from handlers.grammar import CommandRequest
+from handlers.grammar.parser import CommandRequest
+from handlers.grammar.spec import SUBCOMMANDS
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
-from services.audit import AuditStore
+from services.audit.trail import AuditStore
 from services.errors import BackendUnavailable
 from tests.conftest import SIGNING_SECRET, BotFactory
 

@@ -21,7 +21,7 @@ from services.backend import (
     SyncRequest,
 )
 from services.errors import BackendUnavailable, PermissionDenied, UserError
-from services.settings import ArgoCDInstance, Secrets, Settings
+from services.settings.model import ArgoCDInstance, Secrets, Settings
 from tests.argocd_fixtures import (
     argocd_backend,
     argocd_client,

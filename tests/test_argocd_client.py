@@ -22,7 +22,7 @@ from services.argocd.errors import (
     ArgoCDUnavailable,
 )
 from services.metrics import Metrics
-from services.settings import ArgoCDInstance
+from services.settings.model import ArgoCDInstance
 from tests.argocd_fixtures import argocd_client, client_for, fake_argocd, running, slow_argocd, wait_until
 
 __all__ = ["argocd_client", "fake_argocd", "slow_argocd"]  # fixtures used below

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Runtime, build_runtime
-from handlers.reminders import remind_holds
+from handlers.rollback.reminders import remind_holds
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from services.audit import AuditEvent, AuditStore, _GroupCommit
-from services.audit_chain import COLUMN_LIST, COLUMNS, GENESIS, HASHED_FIELDS, row_hash, verify
+from services.audit.chain import COLUMN_LIST, COLUMNS, GENESIS, HASHED_FIELDS, row_hash, verify
+from services.audit.trail import AuditEvent, AuditStore, _GroupCommit
 from services.errors import BackendUnavailable
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

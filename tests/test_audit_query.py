@@ -16,9 +16,9 @@ import pytest
 
 from bot.audit_cli import EXIT_FAILED, EXIT_OK, EXIT_TAMPERED, add_audit_commands, run_audit_command
 from bot.config import LoadedConfig, parse_config_text
-from services.audit import AuditEvent, AuditStore
-from services.audit_chain import COLUMN_LIST, COLUMNS, row_hash
-from services.audit_query import AuditQuery, TargetCatalog, export, matches_target, search
+from services.audit.chain import COLUMN_LIST, COLUMNS, row_hash
+from services.audit.query import AuditQuery, TargetCatalog, export, matches_target, search
+from services.audit.trail import AuditEvent, AuditStore
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TARGETS = (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from services.audit import MIGRATIONS, AuditEvent, AuditStore
+from services.audit.trail import MIGRATIONS, AuditEvent, AuditStore
 from services.errors import BackendUnavailable
 from services.redaction import Redactor
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sandbox.slack_api import FakeSlack
-from services.audit import AuditQuery
+from services.audit.trail import AuditQuery
 from tests.test_argocd_commands import CHANNEL, Bot, _bot, _card, _fake
 from tests.test_promote_commands import World, world
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from handlers.blocks import MAX_BLOCKS, code, escape, fit, header, message, section
 from handlers.boundary import error_result
-from handlers.commands_spec import SUBCOMMANDS
+from handlers.grammar.spec import SUBCOMMANDS
 from handlers.help import help_reply
 from sandbox.blockkit import validate_blocks
 from services.errors import UserError

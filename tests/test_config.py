@@ -18,13 +18,13 @@ from ruamel.yaml import YAML
 from bot.config import (
     ConfigError,
     LoadedConfig,
-    format_summary,
     load_config,
     parse_config_text,
     resolve_config_path,
 )
-from services.settings import Secrets, Settings
-from services.settings_types import format_duration, parse_duration
+from bot.config_summary import format_summary
+from services.settings.model import Secrets, Settings
+from services.settings.types import format_duration, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gitops-bot.yaml"

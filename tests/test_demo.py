@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from bot.demo_config import ALERTS_CHANNEL, DEPLOYS_CHANNEL
-from bot.demo_console import Console
-from bot.demo_feed import Feed, Output
-from bot.demo_render import PLAIN, Style, changed_lines, columns, mrkdwn_lines, render_message
-from bot.demo_script import ScriptError, Step, parse_script, run_script
-from bot.demo_world import DemoWorld
+from bot.demo.config import ALERTS_CHANNEL, DEPLOYS_CHANNEL
+from bot.demo.console import Console
+from bot.demo.feed import Feed, Output
+from bot.demo.render import PLAIN, Style, changed_lines, columns, mrkdwn_lines, render_message
+from bot.demo.script import ScriptError, Step, parse_script, run_script
+from bot.demo.world import DemoWorld
 from sandbox.flux_git import git
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,7 +3,7 @@ parses, and a configured app that lives in several environments is named with on
 
 from __future__ import annotations
 
-from bot.demo_script import parse_script
+from bot.demo.script import parse_script
 from tests.suggestions import suggested, unrunnable
 from tests.test_demo import TOUR, replayed
 

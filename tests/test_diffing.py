@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
 from services.backend import ResourceChange
-from services.diffing import (
+from services.diffing.render import (
     RenderedDiff,
     render_changes,
     render_unified_text,
@@ -21,7 +21,7 @@ from services.diffing import (
     summarize_unified,
     to_yaml,
 )
-from services.diffing_summary import split_image
+from services.diffing.summary import split_image
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from services.settings import ServerSettings
+from services.settings.model import ServerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPILERS = re.compile(r"\b(gcc|g\+\+|clang|build-essential|make|cmake|libc6-dev|python3?-dev|rustc|cargo)\b")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from handlers.commands_spec import SUBCOMMANDS
+from handlers.grammar.spec import SUBCOMMANDS
 from handlers.help import help_reply
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,11 +11,11 @@ from typing import cast
 import pytest
 
 from services.backend import AppRef, AppStatus, Condition, GitOpsBackend, Operation, ResourceStatus
-from services.db import Database
-from services.drift import Finding, ScanResult, finding_key, findings_for, scan
-from services.drift_rules import short
-from services.drift_store import Change, IncidentStore
+from services.drift.rules import short
+from services.drift.scan import Finding, ScanResult, finding_key, findings_for, scan
+from services.drift.store import Change, IncidentStore
 from services.errors import BackendUnavailable, UserError
+from services.store.db import Database
 
 T0 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 STEP = timedelta(minutes=2)

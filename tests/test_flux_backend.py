@@ -11,7 +11,7 @@ from services.backend import AppNotFound, AppRef, GitOpsBackend, SyncRequest
 from services.errors import BackendUnavailable, PermissionDenied
 from services.flux import FluxBackend, FluxClient
 from services.metrics import Metrics
-from services.settings import FluxCluster
+from services.settings.model import FluxCluster
 from tests.flux_fixtures import CLUSTER, NS, TOKEN, FluxEnv, deployment, flux_env, start_env
 
 __all__ = ["flux_env"]

@@ -12,7 +12,7 @@ from services.errors import UserError
 from services.flux import FluxBackend, build_flux_backends
 from services.flux.reconcile import REQUESTED_AT
 from services.git import RepoCache
-from services.settings import GitRepository, Secrets, Settings
+from services.settings.model import GitRepository, Secrets, Settings
 from tests.flux_fixtures import CLUSTER, NS, FluxEnv, deployment, flux_env
 
 __all__ = ["flux_env"]

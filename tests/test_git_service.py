@@ -21,7 +21,7 @@ from services.git import GitConflict, GitError, GitUnavailable, RepoCache, Revis
 from services.git import runner as git_runner
 from services.git.runner import auth_env, base_env
 from services.metrics import Metrics
-from services.settings import GitRepository
+from services.settings.model import GitRepository
 from tests.git_support import DANA, Remote, count, make_cache, make_remote, sh
 
 TOKEN = "ghp_TopSecretToken1234567890abcdefABCDEF"

@@ -12,7 +12,7 @@ import pytest
 from services.errors import UserError
 from services.git import GitConflict, GitUnavailable, PushResult, RepoCache
 from services.metrics import Metrics
-from services.settings import GitRepository
+from services.settings.model import GitRepository
 from tests.git_support import DANA, Remote, clone_state, count, make_cache, make_remote, sh
 
 WEB = "apps/web/deploy.yaml"

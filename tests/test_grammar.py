@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from handlers.commands_spec import SUBCOMMANDS
-from handlers.grammar import CommandRequest, parse_command, tokenize
-from handlers.grammar_rules import FLAG_VALUES, REQUIRED_FLAGS, flag_target
+from handlers.grammar.parser import CommandRequest, parse_command, tokenize
+from handlers.grammar.rules import FLAG_VALUES, REQUIRED_FLAGS, flag_target
+from handlers.grammar.spec import SUBCOMMANDS
 from services.errors import UserError
 from services.validation import SUBCOMMAND_NAMES, LabelRequirement, UserRef
 

@@ -16,8 +16,14 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from sandbox.flux_fake import FakeKubernetes
-from services.leader import AlwaysLeader, Leadership, LeaseLeadership, build_leadership, default_identity
-from services.settings import Settings
+from services.leader.election import (
+    AlwaysLeader,
+    Leadership,
+    LeaseLeadership,
+    build_leadership,
+    default_identity,
+)
+from services.settings.model import Settings
 
 NS = "gitops-bot"
 LEASE = "gitops-bot-drift"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from services.db import Database
+from services.access.locks import Lock, LockedTarget, LockStore
 from services.errors import UserError
-from services.locks import Lock, LockedTarget, LockStore
+from services.store.db import Database
 
 T0 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.app import Runtime, build_runtime
-from handlers.exec_promote import expire_promotions
+from handlers.promote.executor import expire_promotions
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.flux_git import commit_file, make_deploy_repo
 from sandbox.slack_api import FakeSlack

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from handlers.conversation import Conversation
 from sandbox.slack_models import Message
-from services.promotion import Promotion, PromotionService
+from services.promotion.service import Promotion, PromotionService
 from tests.test_promote_commands import CHANNEL, World, world
 
 __all__ = ["world"]  # the fixture, shared

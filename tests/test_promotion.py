@@ -12,8 +12,8 @@ import pytest
 
 from services.errors import UserError
 from services.git import GitConflict
-from services.promotion import PromotionService
-from services.promotion_git import read_files
+from services.promotion.service import PromotionService
+from services.promotion.snapshot import read_files
 from tests.git_support import sh
 from tests.promotion_support import TAGS, World, kustomization, make_world, path_of
 
@@ -215,7 +215,7 @@ def test_competing_push_to_the_same_file_during_the_push_is_a_conflict(
             pushed.append(world.remote.commit({STAGING: theirs}, "staging hotfix"))
         return found
 
-    monkeypatch.setattr("services.promotion.read_files", read_then_compete)
+    monkeypatch.setattr("services.promotion.service.read_files", read_then_compete)
     with pytest.raises(GitConflict) as caught:
         world.service.commit(promotion, approvers=["U0BOSS"], author_name=None, author_email=None)
     assert caught.value.paths == (STAGING,)

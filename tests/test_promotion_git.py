@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from services.errors import UserError
-from services.promotion_git import digest, head, read_files, unified_diff
+from services.promotion.snapshot import digest, head, read_files, unified_diff
 from tests.git_support import sh
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from services.backend import AppRef
-from services.db import Database
 from services.errors import PermissionDenied, UserError
-from services.promotion_model import Promotion, PromotionPlan
-from services.promotion_store import PromotionStore
+from services.promotion.model import Promotion, PromotionPlan
+from services.promotion.store import PromotionStore
+from services.store.db import Database
 
 T0 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=60)

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.errors import UserError
-from services.promotion_yaml import (
+from services.promotion.yaml_edit import (
     VersionSet,
     VersionValue,
     apply_versions,
@@ -17,7 +17,7 @@ from services.promotion_yaml import (
     describe_changes,
     read_versions,
 )
-from services.settings import PromotionSpec
+from services.settings.model import PromotionSpec
 
 API = "registry.example.com/api"
 WORKER = "registry.example.com/worker"
@@ -320,7 +320,7 @@ def test_a_wrong_edit_is_caught_by_the_reparse(
     monkeypatch: pytest.MonkeyPatch, token: str, hint: str
 ) -> None:
     # The safety net behind the surgical edits: simulate a rendering bug and nothing is returned.
-    monkeypatch.setattr("services.promotion_yaml_text.render", lambda *_: token)
+    monkeypatch.setattr("services.promotion.yaml_text.render", lambda *_: token)
     text = "spec:\n  values:\n    tag: 1.0\n"
     with pytest.raises(UserError, match="refusing to write a change that would touch more than") as err:
         apply_versions(text, PromotionSpec(yaml_paths=("spec.values.tag",)), one("spec.values.tag", "1.1"))

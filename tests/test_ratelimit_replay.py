@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from services.db import Database
-from services.ratelimit import RateLimiter
-from services.replay import ReplayGuard
-from services.schema import MIGRATIONS
+from services.access.ratelimit import RateLimiter
+from services.access.replay import ReplayGuard
+from services.store.db import Database
+from services.store.schema import MIGRATIONS
 
 
 class Clock:

@@ -11,9 +11,9 @@ from pathlib import Path
 from bot.app import build_runtime
 from bot.logs import configure_logging
 from handlers.blocks import Reply
+from handlers.caller import Caller
 from handlers.conversation import Conversation
-from handlers.deps import Caller
-from handlers.grammar import CommandRequest
+from handlers.grammar.parser import CommandRequest
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 from services.redaction import Redactor

@@ -27,7 +27,7 @@ import pytest
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
-from services.audit import AuditStore
+from services.audit.trail import AuditStore
 from services.correlation import current_correlation_id, new_correlation_id
 from services.jobs import JobRunner
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET

@@ -16,7 +16,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from bot.app import Runtime, build_runtime
 from sandbox.slack_api import FakeSlack
-from services.audit import AuditEvent
+from services.audit.trail import AuditEvent
 from tests.conftest import APP_TOKEN, BOT_TOKEN, config_for
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from handlers.views_diff import diff_reply, history_reply
-from handlers.views_rollback import rollback_confirm
-from handlers.views_status import status_detail, status_overview
-from handlers.views_sync import BatchItem, batch_card, sync_card
+from handlers.cards import sync_card
+from handlers.gitops.diff import diff_reply, history_reply
+from handlers.gitops.status import status_detail, status_overview
+from handlers.gitops.sync import BatchItem, batch_card
+from handlers.rollback.views import rollback_confirm
 from sandbox.blockkit import total_text_length, validate_blocks
 from services.backend import (
     AppRef,
@@ -20,7 +21,7 @@ from services.backend import (
     RollbackPlan,
     SyncRequest,
 )
-from services.diffing import render_changes
+from services.diffing.render import render_changes
 
 
 def _ref(i: int) -> AppRef:

@@ -6,7 +6,7 @@ from services.argocd.backend import ArgoCDBackend
 from services.argocd.client import DEFAULT_LIST_FIELDS, ArgoCDClient
 from services.argocd.errors import ArgoCDError
 from services.metrics import Metrics
-from services.settings import Secrets, Settings
+from services.settings.model import Secrets, Settings
 
 
 def build_argocd_backends(

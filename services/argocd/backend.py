@@ -32,7 +32,7 @@ from services.backend import (
     SyncRequest,
 )
 from services.errors import BackendUnavailable, UserError
-from services.settings import ArgoCDInstance
+from services.settings.model import ArgoCDInstance
 
 INDEX_TTL_SECONDS = 30.0  # the name index: apps come and go rarely, and lists can be large
 FIND_MISS_MAX_AGE = 5.0

@@ -27,7 +27,7 @@ from services.argocd.payloads import (
 )
 from services.argocd.transport import SLOW_READ_SECONDS, USER_AGENT, Params, Transport
 from services.metrics import Metrics
-from services.settings import ArgoCDInstance
+from services.settings.model import ArgoCDInstance
 
 # The whitelist the UI uses (docs §4.1): everything a list or status summary needs, nothing more.
 DEFAULT_LIST_FIELDS: tuple[str, ...] = (

@@ -18,7 +18,7 @@ import httpx
 
 from services.argocd.errors import ArgoCDUnavailable, bound, classify
 from services.metrics import Metrics
-from services.settings import ArgoCDInstance
+from services.settings.model import ArgoCDInstance
 
 try:
     _VERSION = metadata.version("gitops-bot")

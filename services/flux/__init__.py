@@ -7,7 +7,7 @@ from services.flux.client import FluxClient
 from services.flux.errors import FluxError
 from services.git import RepoCache
 from services.metrics import Metrics
-from services.settings import Secrets, Settings
+from services.settings.model import Secrets, Settings
 
 
 def build_flux_backends(

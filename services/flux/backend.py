@@ -46,7 +46,7 @@ from services.flux.kinds import (
 from services.flux.sources import SourceReconciler, source_of
 from services.flux.translate import not_found, object_path, translate
 from services.git import RepoCache
-from services.settings import FluxCluster, Settings
+from services.settings.model import FluxCluster, Settings
 
 INDEX_TTL_SECONDS = 30.0
 FIND_MISS_MAX_AGE = 5.0

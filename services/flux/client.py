@@ -24,7 +24,7 @@ from kubernetes.config.config_exception import ConfigException
 from services.flux.errors import FluxConflict, FluxError, FluxNotFound, FluxUnavailable, bound, classify
 from services.flux.kinds import FluxKind
 from services.metrics import Metrics
-from services.settings import FluxCluster
+from services.settings.model import FluxCluster
 
 FIELD_MANAGER = "flux-client-side-apply"  # Flux's own docs use it; see docs/flux-api.md §1
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds

@@ -17,7 +17,7 @@ from services.flux.kinds import GIT_REPOSITORY, HELM_RELEASE, KUSTOMIZATION, Flu
 from services.flux.translate import object_path
 from services.git import Commit, PushResult, RepoCache
 from services.git.errors import RevisionNotFound
-from services.settings import GitRepository
+from services.settings.model import GitRepository
 
 HISTORY_LIMIT = 20
 

@@ -1,5 +1,11 @@
 """Git for the bot: cached clones of the deploy repositories, diff/log, and commits pushed with
-races handled (a Flux rollback or a promotion is a commit). See cache.RepoCache."""
+races handled (a Flux rollback or a promotion is a commit). See cache.RepoCache.
+
+Built on GitPython: clone.py keeps one `git.Repo` per repository (clone_from, Remote.fetch/push
+and their PushInfo flags), cache.py and writes.py read refs, commits and trees through it, and
+runner.py starts every git process GitPython asks for (scrubbed environment from env.py,
+credentials for network commands only, deadlines that kill the process group). GitPython's
+exceptions are mapped into errors.py's family and never leave this package."""
 
 from __future__ import annotations
 

@@ -1,32 +1,35 @@
 """`RepoCache`: one cached clone per configured repository, and every git operation the bot does.
 
-Clones live under `root/<name>`: cloned once, then fetched before each operation so reads see
-the remote as it is now. One lock per repository serialises everything done to its clone;
-different repositories proceed in parallel. Every revision and path from outside is validated
-(safety.py) before a git command is built, and paths always follow "--".
+Clones live under `root/<name>` (clone.py: a GitPython `Repo` each, kept open): cloned once, then
+fetched before each operation so reads see the remote as it is now. One lock per repository
+serialises everything done to its clone; different repositories proceed in parallel. Every
+revision and path from outside is validated (safety.py) before GitPython sees it; revisions are
+resolved by GitPython's ref and object lookup, history comes from `Repo.iter_commits`, and paths
+always follow "--".
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 
+from git.exc import BadName, BadObject, GitCommandError
+from git.objects import Commit as GitCommit
+from git.objects import TagObject
 from pydantic import SecretStr
 
 from services.errors import UserError
 from services.git import writes
+from services.git.clone import Clone
 from services.git.errors import GitUnavailable, RevisionNotFound
-from services.git.model import LOG_FORMAT, Commit, PushResult, parse_log
-from services.git.runner import Runner
+from services.git.model import Commit, PushResult, commit_of
 from services.git.safety import HEX, commit_message, parse_revision, repo_path
 from services.git.urls import same_repository
 from services.metrics import Metrics
-from services.settings import CommitIdentity, GitRepository
+from services.settings.model import CommitIdentity, GitRepository
 from services.validation import display_value
 
 _NO_TRAILERS: Mapping[str, str] = MappingProxyType({})
@@ -48,8 +51,8 @@ class RepoCache:
     ) -> None:
         self._root = root
         self._repos = {r.name: r for r in repositories}
-        self._runners = {
-            r.name: Runner(
+        self._clones = {
+            r.name: Clone(
                 r, root / r.name, credentials.get(r.name), metrics=metrics, network_timeout=network_timeout
             )
             for r in repositories
@@ -93,9 +96,14 @@ class RepoCache:
         paths = [repo_path(path)] if path is not None else []
         a, b = parse_revision(from_rev), parse_revision(to_rev)
         with self.lock(name):
-            git = self._sync(name)
-            shas = (self._resolve(git, from_rev, *a), self._resolve(git, to_rev, *b))
-            return git.git("diff", "--no-color", "--no-ext-diff", "--no-textconv", *shas, "--", *paths).out
+            clone = self._sync(name)
+            shas = (self._resolve(clone, from_rev, *a), self._resolve(clone, to_rev, *b))
+            with clone.mapped():
+                out = clone.repo.git.diff(
+                    "--no-color", "--no-ext-diff", "--no-textconv", *shas, "--", *paths,
+                    stdout_as_string=False, strip_newline_in_stdout=False,
+                )  # fmt: skip
+            return bytes(out).decode("utf-8", "replace")
 
     def log(
         self, name: str, *, path: str | None = None, ref: str | None = None, limit: int = 20
@@ -105,10 +113,10 @@ class RepoCache:
         parsed = parse_revision(ref) if ref is not None else None
         count = max(1, min(limit, MAX_LOG))
         with self.lock(name):
-            git = self._sync(name)
-            start = git.origin_ref if ref is None or parsed is None else self._resolve(git, ref, *parsed)
-            out = git.git("log", "-z", LOG_FORMAT, f"--max-count={count}", start, "--", *paths).out
-            return parse_log(out)
+            clone = self._sync(name)
+            start = clone.origin_ref if ref is None or parsed is None else self._resolve(clone, ref, *parsed)
+            with clone.mapped():
+                return [commit_of(c) for c in clone.repo.iter_commits(start, paths=paths, max_count=count)]
 
     def edit_and_push(
         self,
@@ -132,8 +140,8 @@ class RepoCache:
         """
         text = commit_message(message, trailers)
         with self.lock(name):
-            git = self._sync(name)
-            return writes.edit_and_push(git, edit, author=author, message=text, max_attempts=max_attempts)
+            clone = self._sync(name)
+            return writes.edit_and_push(clone, edit, author=author, message=text, max_attempts=max_attempts)
 
     def revert(
         self,
@@ -149,10 +157,10 @@ class RepoCache:
         parsed = parse_revision(sha)
         text = commit_message(message, trailers)
         with self.lock(name):
-            git = self._sync(name)
-            full = self._resolve(git, sha, *parsed)
-            edit = writes.revert_edit(git, full)
-            return writes.edit_and_push(git, edit, author=author, message=text, max_attempts=3)
+            clone = self._sync(name)
+            full = self._resolve(clone, sha, *parsed)
+            edit = writes.revert_edit(clone, full)
+            return writes.edit_and_push(clone, edit, author=author, message=text, max_attempts=3)
 
     def restore(
         self,
@@ -169,10 +177,22 @@ class RepoCache:
         parsed = parse_revision(to_rev)
         text = commit_message(message, trailers)
         with self.lock(name):
-            git = self._sync(name)
-            full = self._resolve(git, to_rev, *parsed)
-            edit = writes.restore_edit(git, checked, full)
-            return writes.edit_and_push(git, edit, author=author, message=text, max_attempts=3)
+            clone = self._sync(name)
+            full = self._resolve(clone, to_rev, *parsed)
+            edit = writes.restore_edit(clone, checked, full)
+            return writes.edit_and_push(clone, edit, author=author, message=text, max_attempts=3)
+
+    def close(self) -> None:
+        """End the git processes kept for the clones (GitPython's persistent `cat-file`), e.g. at
+        shutdown; a clone busy for more than a few seconds is left to exit with the process. The
+        cache stays usable: the next operation reopens the clone."""
+        for name, clone in self._clones.items():
+            lock = self._locks[name]
+            if lock.acquire(timeout=5):
+                try:
+                    clone.close()
+                finally:
+                    lock.release()
 
     # -- internals; the caller holds the lock ------------------------------------------------
 
@@ -180,71 +200,51 @@ class RepoCache:
         known = ", ".join(f"`{n}`" for n in sorted(self._repos)) or "none"
         return UserError(f"No repository {display_value(name)} is configured.", hint=f"Configured: {known}.")
 
-    def _sync(self, name: str) -> Runner:
+    def _sync(self, name: str) -> Clone:
         """Clone or fetch, so the remote-tracking refs are current."""
-        git = self._runners.get(name)
-        if git is None:
+        clone = self._clones.get(name)
+        if clone is None:
             raise self._unknown(name)
-        if self._is_clone(git):
-            git.fetch()
-        else:
-            self._clone(git)
-        if git.git("rev-parse", "--verify", "--quiet", git.origin_ref, check=False).code != 0:
-            raise GitUnavailable(name, f"branch `{git.repo.branch}` does not exist on the remote")
-        return git
+        clone.sync()
+        return clone
 
-    def _is_clone(self, git: Runner) -> bool:
-        if not (git.path / ".git").is_dir():
-            return False
-        top = git.git("rev-parse", "--show-toplevel", check=False)
-        url = git.git("config", "--get", "remote.origin.url", check=False)
-        return (
-            top.code == 0 and Path(top.out.strip()) == git.path.resolve() and url.out.strip() == git.repo.url
-        )
-
-    def _clone(self, git: Runner) -> None:
-        """Clone into a temporary directory, then move it into place: never a half clone."""
-        self._root.mkdir(parents=True, exist_ok=True)
-        name = git.name
-        for stale in [git.path, *self._root.glob(f".{name}.clone-*")]:  # broken, moved, or a crash's
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.clone-", dir=self._root))
-        try:
-            git.network(
-                "clone", "clone", "--quiet", f"--branch={git.repo.branch}", "--origin=origin",
-                "--", git.repo.url, str(tmp), cwd=self._root,
-            )  # fmt: skip
-            tmp.rename(git.path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-
-    def _resolve(self, git: Runner, rev: str, candidate: str, is_sha: bool) -> str:
+    def _resolve(self, clone: Clone, rev: str, candidate: str, is_sha: bool) -> str:
         tries = [candidate.lower()] if is_sha or HEX.fullmatch(candidate) else []
         if not is_sha:
             short = candidate.removeprefix("refs/heads/")
             tries += [f"refs/remotes/origin/{short}", f"refs/tags/{candidate}", f"refs/remotes/{candidate}"]
             if candidate.startswith(("refs/remotes/", "refs/tags/")):
                 tries.append(candidate)
-        for i, attempt in enumerate(tries):
-            found = git.git(
-                "rev-parse", "--verify", "--quiet", "--end-of-options", f"{attempt}^{{commit}}", check=False
-            )
-            if found.code != 0:
-                continue
-            sha = found.out.strip()
-            # A SHA must be on the remote (a branch or tag), not a leftover of a refused push.
-            if i > 0 or self._published(git, sha):
-                return sha
+        with clone.mapped():
+            for i, attempt in enumerate(tries):
+                sha = _commit_sha(clone, attempt)
+                # A SHA must be on the remote (a branch or tag), not a leftover of a refused push.
+                if sha is not None and (i > 0 or _published(clone, sha)):
+                    return sha
         raise RevisionNotFound(
-            f"Unknown revision {display_value(rev)} in repository `{git.name}`"
+            f"Unknown revision {display_value(rev)} in repository `{clone.name}`"
             + (" (or the short SHA is ambiguous)." if HEX.fullmatch(candidate) and not is_sha else "."),
             hint="Use a commit SHA that the app's `history` shows, a branch or a tag.",
         )
 
-    @staticmethod
-    def _published(git: Runner, sha: str) -> bool:
-        refs = git.git(
-            "for-each-ref", "--count=1", f"--contains={sha}", "refs/remotes/origin", "refs/tags", check=False
+
+def _commit_sha(clone: Clone, name: str) -> str | None:
+    """The commit `name` (a SHA or prefix, or a ref name, validated) names, tags peeled; None if
+    none. GitPython resolves it like `git rev-parse`: refs and objects read in-process."""
+    try:
+        found = clone.repo.rev_parse(name)
+    except (BadName, BadObject, ValueError):
+        return None
+    while isinstance(found, TagObject):
+        found = found.object
+    return found.hexsha if isinstance(found, GitCommit) else None
+
+
+def _published(clone: Clone, sha: str) -> bool:
+    """Whether a remote branch or a tag contains `sha` (no model for --contains in GitPython)."""
+    try:
+        return bool(
+            clone.repo.git.for_each_ref("--count=1", f"--contains={sha}", "refs/remotes/origin", "refs/tags")
         )
-        return refs.code == 0 and bool(refs.out.strip())
+    except GitCommandError:
+        return False

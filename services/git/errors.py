@@ -1,6 +1,6 @@
 """The git service's errors: each is also one of the product's errors (see services/errors.py).
 
-Texts here are shown to users, so they are bounded and never carry a credential: the runner
+Texts here are shown to users, so they are bounded and never carry a credential: clone.py
 scrubs git's stderr before it becomes part of a message.
 """
 

@@ -1,15 +1,13 @@
-"""Values the git service returns, and the `git log` format that produces `Commit`s."""
+"""Values the git service returns; `Commit` is made from GitPython's `git.Commit` (`commit_of`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-SUBJECT_LIMIT = 200
+import git
 
-# One field per \x1f, the message (which may hold anything but NUL) last; `-z` ends each record
-# with NUL. %at (author date as a Unix timestamp) avoids parsing time zones.
-LOG_FORMAT = "--format=%H%x1f%an%x1f%ae%x1f%at%x1f%B"
+SUBJECT_LIMIT = 200
 
 
 @dataclass(frozen=True)
@@ -36,23 +34,23 @@ def subject_of(message: str) -> str:
     return first if len(first) <= SUBJECT_LIMIT else first[: SUBJECT_LIMIT - 1] + "…"
 
 
-def parse_log(output: str) -> list[Commit]:
-    """Parse `git log -z` output written with `LOG_FORMAT`."""
-    commits = []
-    for record in output.split("\0"):
-        if not record.strip():
-            continue
-        sha, name, email, stamp, message = record.lstrip("\n").split("\x1f", 4)
-        message = message.rstrip()
-        commits.append(
-            Commit(
-                sha=sha,
-                short=sha[:8],
-                author_name=name,
-                author_email=email,
-                date=datetime.fromtimestamp(int(stamp), UTC),
-                message=message,
-                subject=subject_of(message),
-            )
-        )
-    return commits
+def _text(value: str | bytes | None) -> str:
+    # GitPython decodes with the commit's encoding and "replace"; it keeps bytes only when the
+    # encoding itself is unknown.
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value or ""
+
+
+def commit_of(commit: git.Commit) -> Commit:
+    """Our `Commit` for a GitPython commit (the raw author, as `git log --format=%an` shows it)."""
+    message = _text(commit.message).rstrip()
+    return Commit(
+        sha=commit.hexsha,
+        short=commit.hexsha[:8],
+        author_name=_text(commit.author.name),
+        author_email=_text(commit.author.email),
+        date=datetime.fromtimestamp(commit.authored_date, UTC),
+        message=message,
+        subject=subject_of(message),
+    )

@@ -1,212 +1,271 @@
-"""Running git for one cached clone: a clean environment, credentials for network commands only,
-timeouts that kill the whole process group, and error text that is bounded and scrubbed.
+"""Where the git service's git processes start: GitPython's command layer, with the environment
+of env.py, credentials for network commands only, and a deadline on every process.
 
-Credentials never go on a command line (visible in `ps`) or into .git/config:
-- a token (`credentials_env`) becomes `http.extraHeader: Authorization: Basic
-  base64("x-access-token:<token>")`, passed as GIT_CONFIG_COUNT/KEY_0/VALUE_0 in the environment
-  of clone/fetch/push only. A value of the form `user:password` is used as is (Bitbucket app
-  passwords, GitLab deploy tokens); GitHub and GitLab accept any user name with a token.
-- an SSH key (`ssh_key_path`) becomes GIT_SSH_COMMAND="ssh -i <key> -o IdentitiesOnly=yes
-  -o StrictHostKeyChecking=accept-new -o BatchMode=yes".
+GitPython builds the command lines (`repo.git.<command>(…)`, `Repo.clone_from`, `Remote.fetch`,
+`Remote.push`) and reads what git prints. `ScrubbedGit`, the `git.Git` of our `SafeRepo`s (through
+GitPython's `Repo.GitCommandWrapperType` hook), only replaces how a process is started, in `run`,
+because `Git.execute` cannot do what the bot needs there:
+- an environment built from scratch: it copies `os.environ` and can add or override variables but
+  never drop an inherited GIT_DIR, GIT_CONFIG_KEY_n, GIT_EXEC_PATH…;
+- credentials for clone/fetch/push only: `update_environment` reaches every later command, even the
+  persistent `cat-file --batch` processes that outlive a fetch;
+- a deadline on every process that kills its whole process group: `clone_from` and `as_process`
+  commands get none, and `kill_after_timeout` finds children with pgrep/ps, absent from slim images.
+It also pins the executable to `git` (no GIT_PYTHON_GIT_EXECUTABLE) and never logs command output
+(GIT_PYTHON_TRACE would log file contents).
 """
 
 from __future__ import annotations
 
-import base64
+import contextlib
+import io
 import os
-import re
-import shlex
 import signal
 import subprocess
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
-from pydantic import SecretStr
+import git
+from git.compat import safe_decode
+from git.db import GitCmdObjectDB
+from git.exc import CommandError, GitCommandError, GitCommandNotFound, InvalidGitRepositoryError
 
-from services.git.errors import GitError, GitUnavailable
-from services.metrics import Metrics
-from services.redaction import Redactor
-from services.settings import GitRepository
+from services.git.env import auth_env as auth_env  # re-exported: tests/test_git_service.py
+from services.git.env import base_env as base_env
+from services.git.errors import GitError
 
-MAX_TEXT = 300
-# Inherited variables that would point git at another repository or inject configuration.
-_DROPPED = frozenset(
-    {
-        "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_COMMON_DIR",
-        "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_CONFIG_PARAMETERS",
-        "GIT_CONFIG_COUNT", "GIT_CONFIG", "GIT_EXEC_PATH", "GIT_CEILING_DIRECTORIES",
-    }
-)  # fmt: skip
-_SSH_OPTIONS = "-o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new -o BatchMode=yes"
+LOCAL_TIMEOUT = 120.0
+NETWORK_COMMANDS = frozenset({"clone", "fetch", "push", "ls-remote"})
+# The ones GitPython itself reads from os.environ when it opens a repository (git/repo/base.py).
+_FOLLOWED_IN_PROCESS = ("GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+
+
+def _undecorated(text: str, stream: str) -> str:
+    prefix = f"\n  {stream}: '"  # how GitPython's CommandError decorates git's output (git/exc.py)
+    return text[len(prefix) : -1] if text.startswith(prefix) and text.endswith("'") else text
+
+
+def stderr_of(exc: CommandError) -> str:
+    """git's own stderr from a GitPython error, without the decoration GitPython adds to it."""
+    return _undecorated(exc.stderr, "stderr")
+
+
+def output_of(exc: CommandError) -> str:
+    """git's stderr, then its stdout, from a GitPython error."""
+    return stderr_of(exc) + "\n" + _undecorated(exc.stdout, "stdout")
+
+
+def cause_of(exc: GitCommandNotFound) -> str:
+    """Why git could not be started ("No such file or directory")."""
+    cause = exc.status
+    return (cause.strerror if isinstance(cause, OSError) else None) or str(cause)
+
+
+def subcommand(command: Sequence[str]) -> str:
+    """`fetch` for ["git", "fetch", "--prune", …]; our Git objects set no global options."""
+    return next((a for a in command[1:] if not a.startswith("-")), "git")
+
+
+class CommandTimedOut(GitCommandError):
+    """A git process hit its deadline and its process group was killed."""
+
+    def __init__(self, command: Sequence[str], timeout: float) -> None:
+        super().__init__(list(command), f"timed out after {timeout:g}s")
+        self.timeout = timeout
 
 
 @dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
+class Policy:
+    """How ScrubbedGit starts processes: the environment and the deadlines."""
 
-
-def base_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of every git command: inherited, minus redirections, plus safe defaults."""
-    source = os.environ if environ is None else environ
-    env = {
-        k: v
-        for k, v in source.items()
-        if k not in _DROPPED and not k.startswith(("GIT_CONFIG_KEY_", "GIT_CONFIG_VALUE_"))
-    }
-    env.update(
-        GIT_TERMINAL_PROMPT="0",  # fail instead of waiting for a password nobody will type
-        GIT_LITERAL_PATHSPECS="1",  # a path is a path: no globs, no ":(magic)"
-        LC_ALL="C",  # stable English messages, which we parse (push rejections)
-        LANGUAGE="C",
-    )
-    env.setdefault("GIT_SSH_COMMAND", "ssh -o BatchMode=yes")  # never prompt for a passphrase
-    return env
-
-
-def _basic_credentials(token: SecretStr) -> str:
-    value = token.get_secret_value()
-    return value if ":" in value else f"x-access-token:{value}"
-
-
-def auth_env(repo: GitRepository, token: SecretStr | None) -> dict[str, str]:
-    """Extra environment for clone/fetch/push of `repo` (see the module docstring)."""
-    env: dict[str, str] = {}
-    if token is not None and token.get_secret_value() and repo.url.startswith(("https://", "http://")):
-        encoded = base64.b64encode(_basic_credentials(token).encode()).decode("ascii")
-        env.update(
-            GIT_CONFIG_COUNT="1",
-            GIT_CONFIG_KEY_0="http.extraHeader",
-            GIT_CONFIG_VALUE_0=f"Authorization: Basic {encoded}",
-        )
-    if repo.ssh_key_path is not None:
-        env["GIT_SSH_COMMAND"] = f"ssh -i {shlex.quote(str(repo.ssh_key_path))} {_SSH_OPTIONS}"
-    return env
-
-
-def secret_forms(token: SecretStr | None) -> tuple[str, ...]:
-    """Every form in which the token could show up in git's output, for scrubbing."""
-    if token is None or not token.get_secret_value():
-        return ()
-    basic = _basic_credentials(token)
-    return (token.get_secret_value(), basic, base64.b64encode(basic.encode()).decode("ascii"))
+    env: Mapping[str, str] = field(default_factory=base_env)  # every command
+    network_env: Mapping[str, str] = field(default_factory=dict)  # clone/fetch/push only (credentials)
+    local_timeout: float = LOCAL_TIMEOUT
+    network_timeout: float = LOCAL_TIMEOUT
 
 
 def run(
-    argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout: float, stdin: str | None = None
-) -> Result:
-    """Run `git <argv>`; raises subprocess.TimeoutExpired after killing the process group."""
-    # A session of its own: no controlling terminal for ssh to prompt on, and one group to kill
-    # (git spawns ssh / git-remote-https, which would otherwise outlive a timeout).
-    with subprocess.Popen(
-        ["git", *argv],
+    argv: list[str], *, cwd: str | None, env: Mapping[str, str], stdin: int | IO[Any], stdout: int, text: bool
+) -> subprocess.Popen[Any]:
+    """Start `argv` (git and its arguments): the one place the git service starts a process.
+
+    No shell; exactly `env`; a session of its own, so there is no controlling terminal for ssh to
+    prompt on and one process group to kill (git spawns ssh / git-remote-https, which would
+    otherwise outlive a timeout)."""
+    return subprocess.Popen(
+        argv,
         cwd=cwd,
         env=dict(env),
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        stdin=stdin,
+        stdout=stdout,
         stderr=subprocess.PIPE,
         start_new_session=True,
-    ) as proc:
-        try:
-            out, err = proc.communicate(None if stdin is None else stdin.encode(), timeout=timeout)
-        except subprocess.TimeoutExpired:
+        text=text,
+        encoding="utf-8" if text else None,
+        errors="replace" if text else None,
+    )
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    # Only while the leader is unreaped: until then its pid (the group id) cannot be reused.
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+
+
+class _Process(git.Git.AutoInterrupt):
+    """GitPython's handle on an `as_process` command, plus a deadline that kills its group."""
+
+    __slots__ = ("_expired", "_limit", "_watchdog")
+
+    def __init__(self, proc: subprocess.Popen[Any], args: list[str], timeout: float | None) -> None:
+        super().__init__(proc, args)
+        self._expired = False
+        self._limit = timeout or 0.0
+        self._watchdog: threading.Timer | None = None
+        if timeout is not None:
+            self._watchdog = threading.Timer(timeout, self._expire, args=(proc,))
+            self._watchdog.daemon = True
+            self._watchdog.start()
+
+    def _expire(self, proc: subprocess.Popen[Any]) -> None:
+        if proc.poll() is None:
+            self._expired = True
+            _kill_group(proc)
+
+    def _disarm(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def _terminate(self) -> None:
+        self._disarm()
+        super()._terminate()
+
+    def wait(self, stderr: str | bytes | None = b"") -> int:
+        try:
+            return super().wait(stderr)
+        except GitCommandError:
+            # Our deadline, or GitPython's own kill_after_timeout (Remote.fetch/push; it sets
+            # _timeout_error in the GitPython versions that have it).
+            if self._expired or getattr(self, "_timeout_error", None):
+                raise CommandTimedOut(self.args, self._limit) from None
             raise
-    return Result(proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace"))
+        finally:
+            self._disarm()
 
 
-class Runner:
-    """git commands for one repository's clone directory."""
+class ScrubbedGit(git.Git):
+    """`git.Git` whose processes start in `run`, with `policy`'s environment and deadlines.
+
+    GitPython's own environment overrides (`update_environment`, `clone_from(env=…)`) apply on top
+    of `policy.env`; `policy.network_env` only to clone/fetch/push.
+    """
+
+    GIT_PYTHON_GIT_EXECUTABLE = "git"
+
+    def __init__(self, working_dir: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(working_dir)
+        self.policy = Policy()
+
+    def execute(
+        self,
+        command: str | Sequence[Any],
+        istream: int | IO[Any] | None = None,
+        with_extended_output: bool = False,
+        with_exceptions: bool = True,
+        as_process: bool = False,
+        output_stream: IO[bytes] | None = None,
+        stdout_as_string: bool = True,
+        kill_after_timeout: float | None = None,
+        with_stdout: bool = True,
+        universal_newlines: bool = False,
+        shell: bool | None = None,
+        env: Mapping[str, str] | None = None,
+        max_chunk_size: int = io.DEFAULT_BUFFER_SIZE,
+        strip_newline_in_stdout: bool = True,
+        **subprocess_kwargs: Any,
+    ) -> Any:
+        """`Git.execute` for the options GitPython's API uses, without a shell or os.environ."""
+        if isinstance(command, str) or shell or output_stream is not None or subprocess_kwargs:
+            raise ValueError("ScrubbedGit runs argument lists only: no shell, output_stream or Popen options")
+        argv = [os.fspath(a) for a in command]
+        network = subcommand(argv) in NETWORK_COMMANDS
+        policy = self.policy
+        child_env = {
+            **policy.env,
+            **self._environment,
+            **(policy.network_env if network else {}),
+            **(env or {}),
+        }
+        timeout = kill_after_timeout or (policy.network_timeout if network else policy.local_timeout)
+        try:
+            proc = run(
+                argv,
+                cwd=os.fspath(self._working_dir) if self._working_dir else None,
+                env=child_env,
+                stdin=subprocess.DEVNULL if istream is None else istream,
+                stdout=subprocess.PIPE if with_stdout else subprocess.DEVNULL,
+                text=universal_newlines,
+            )
+        except OSError as exc:  # no git, or not executable
+            raise GitCommandNotFound(argv, exc) from None
+        if as_process:
+            # GitPython's persistent `cat-file --batch` only ever waits for us; it lives with its Repo.
+            persistent = istream is subprocess.PIPE and subcommand(argv) == "cat-file"
+            return _Process(proc, argv, None if persistent else timeout)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.communicate()
+            raise CommandTimedOut(argv, timeout) from None
+        newline = "\n" if universal_newlines else b"\n"
+        if out and strip_newline_in_stdout and out.endswith(newline):
+            out = out[:-1]
+        if err and err.endswith(newline):
+            err = err[:-1]
+        if with_exceptions and proc.returncode != 0:
+            raise GitCommandError(argv, proc.returncode, err, out)
+        if isinstance(out, bytes) and stdout_as_string:
+            out = safe_decode(out)
+        return (proc.returncode, out, safe_decode(err)) if with_extended_output else out
+
+
+class SafeRepo(git.Repo):
+    """A `git.Repo` that runs git through ScrubbedGit and is exactly the clone at `path`.
+
+    Raises InvalidGitRepositoryError when `path` is not a repository of its own (a `.git` file
+    pointing elsewhere, say), and GitError when the bot's environment would redirect GitPython.
+    """
+
+    GitCommandWrapperType = ScrubbedGit
 
     def __init__(
         self,
-        repo: GitRepository,
-        path: Path,
-        token: SecretStr | None,
+        path: str | os.PathLike[str],
+        odbt: type[GitCmdObjectDB] = GitCmdObjectDB,
+        search_parent_directories: bool = False,
+        expand_vars: bool = False,
         *,
-        metrics: Metrics | None,
-        network_timeout: float,
-        local_timeout: float = 120.0,
+        policy: Policy | None = None,
     ) -> None:
-        self.repo = repo
-        self.path = path
-        self._metrics = metrics
-        self._network_timeout = network_timeout
-        self._local_timeout = local_timeout
-        # Never let git walk up from a broken clone into a repository above the cache root
-        # (the bot's own checkout, say) and reset or clean that instead.
-        self._env = {**base_env(), "GIT_CEILING_DIRECTORIES": str(path.parent)}
-        self._network_env = {**self._env, **auth_env(repo, token)}
-        self._scrub = Redactor(secret_forms(token))
+        redirected = [name for name in _FOLLOWED_IN_PROCESS if name in os.environ]
+        if redirected:
+            raise GitError(f"{', '.join(redirected)} set in the bot's environment would redirect git")
+        # Never search parent directories, never expand $VARIABLES in the path.
+        super().__init__(path, odbt=odbt, search_parent_directories=False, expand_vars=False)
+        top = Path(path).resolve()
+        own = (self.working_tree_dir, self.git_dir, self.common_dir)
+        if [Path(p).resolve() if p else None for p in own] != [top, top / ".git", top / ".git"]:
+            self.close()
+            raise InvalidGitRepositoryError(os.fspath(path))
+        if policy is not None:
+            self.scrubbed.policy = policy
 
     @property
-    def name(self) -> str:
-        return self.repo.name
-
-    @property
-    def origin_ref(self) -> str:
-        """The remote-tracking ref of the configured branch, as of the last fetch."""
-        return f"refs/remotes/origin/{self.repo.branch}"
-
-    def rev_parse(self, ref: str) -> str:
-        """The commit SHA `ref` names; GitError if none (callers validate user input first)."""
-        return self.git("rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").out.strip()
-
-    def fetch(self) -> None:
-        # --force: tags moved on the remote are moved here too (git refuses by default).
-        self.network("fetch", "fetch", "--prune", "--tags", "--force", "origin")
-
-    def summary(self, text: str) -> str:
-        """git's complaint in one bounded, scrubbed line (the fatal/error lines when there are any)."""
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        loud = [line for line in lines if line.startswith(("fatal:", "error:", "remote:", "!"))]
-        flat = re.sub(r"\s+", " ", " ".join(loud or lines)).strip() or "no message from git"
-        flat = re.sub(r"(?i)(authorization:\s*\w+\s+)\S+", r"\1[REDACTED]", self._scrub(flat))
-        return flat if len(flat) <= MAX_TEXT else flat[: MAX_TEXT - 1] + "…"
-
-    def git(
-        self, *argv: str, stdin: str | None = None, check: bool = True, env: Mapping[str, str] | None = None
-    ) -> Result:
-        """A local command in the clone; GitError when it fails and `check` is set."""
-        try:
-            result = run(
-                list(argv),
-                cwd=self.path,
-                env={**self._env, **(env or {})},
-                timeout=self._local_timeout,
-                stdin=stdin,
-            )
-        except subprocess.TimeoutExpired:
-            raise GitError(f"git {argv[0]} timed out in the clone of {self.name}") from None
-        except OSError as exc:
-            raise GitError(f"cannot run git: {exc.strerror}") from None
-        if check and result.code != 0:
-            raise GitError(f"git {argv[0]} failed in the clone of {self.name}: {self.summary(result.err)}")
-        return result
-
-    @contextmanager
-    def _timed(self, operation: str) -> Iterator[None]:
-        timer = self._metrics.backend_call(f"git:{self.name}", operation) if self._metrics else nullcontext()
-        with timer:
-            yield
-
-    def network(self, operation: str, *argv: str, cwd: Path | None = None, check: bool = True) -> Result:
-        """clone/fetch/push with credentials and the network timeout; GitUnavailable on failure."""
-        with self._timed(operation):
-            try:
-                result = run(
-                    list(argv), cwd=cwd or self.path, env=self._network_env, timeout=self._network_timeout
-                )
-            except subprocess.TimeoutExpired:
-                raise GitUnavailable(
-                    self.name, f"{operation} timed out after {self._network_timeout:g}s"
-                ) from None
-            except OSError as exc:
-                raise GitUnavailable(self.name, f"cannot run git: {exc.strerror}") from None
-            if check and result.code != 0:
-                raise GitUnavailable(self.name, f"{operation} failed: {self.summary(result.err)}")
-        return result
+    def scrubbed(self) -> ScrubbedGit:
+        assert isinstance(self.git, ScrubbedGit)
+        return self.git

@@ -2,7 +2,7 @@
 
 Revisions go through `services.validation.revision` (no leading "-", no "..", a conservative
 character set); paths through `repo_path`. Commands also put paths after "--" and run with
-GIT_LITERAL_PATHSPECS=1 (see runner.py), so even a path that passed could not become an
+GIT_LITERAL_PATHSPECS=1 (see env.py), so even a path that passed could not become an
 option or pathspec magic; these checks are the first line, not the only one.
 """
 

@@ -1,0 +1,248 @@
+"""The demo's chat console: one line in, one action on the sandbox world.
+
+`/gitops …` is a signed slash command from the current user in #deploys; a number clicks that
+button; `/as`, `/reason`, `break`, `fix`, `scan` and friends drive the world. `handle` returns
+False when a line could not be carried out, which stops a script.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.demo.config import DEPLOYS_CHANNEL, USERS, DemoUser
+from bot.demo.feed import ButtonRef, Feed, Output
+from bot.demo.world import DemoWorld
+
+REPLY_WAIT_SECONDS = 2.0  # after a command, wait this long for the bot's first answer before prompting
+MAX_SLEEP_SECONDS = 60.0
+
+HELP = (
+    "Console commands:",
+    "  /gitops TEXT        the slash command, as the current user in #deploys (try /gitops help)",
+    "  N                   click button [N] as the current user (Slack's confirm dialog counts as OK)",
+    "  /reason TEXT        text for the reason box of the next button you click (e.g. Reject)",
+    "  /as NAME            act as alice, bob or carol",
+    "  break NAME          change NAME behind Git's back (web-ENV: Argo CD apps; api-ENV: Flux objects)",
+    "  fix NAME            undo that",
+    "  scan                run a drift scan now (alerts go to #gitops-alerts)",
+    "  autoscan on|off     the background drift scan, every 20 s (on unless replaying a script)",
+    "  world               what the sandbox holds (ENV: dev, staging, prod)",
+    "  logs [N]            the bot's last N log lines (JSON, as in production)",
+    "  sleep SECONDS       wait (for scripts)",
+    "  help                this list",
+    "  quit                leave (also Ctrl-D); the sandbox is stopped and deleted",
+)
+
+
+@dataclass
+class Console:
+    world: DemoWorld
+    feed: Feed
+    output: Output
+    user: DemoUser = USERS[0]
+    reason: str | None = None
+    quit: bool = False
+
+    def say(self, *lines: str) -> None:
+        self.output.emit(list(lines))
+
+    def handle(self, line: str) -> bool:
+        line = line.strip()
+        if not line:
+            return True
+        word, _, rest = line.partition(" ")
+        rest = rest.strip()
+        action = self._commands().get(word.lower())
+        if line.isdigit():
+            action, rest = self.click_text, line
+        if action is None:
+            hint = f" (did you mean /gitops {line}?)" if not line.startswith("/") else ""
+            self.say(f"unknown console command: {word}{hint}; type help")
+            return False
+        try:
+            return action(rest)
+        except Exception as exc:  # one failed line (a timeout, a refused connection) must not end the session
+            self.say(f"could not do {line!r}: {type(exc).__name__}: {exc}")
+            return False
+
+    def _commands(self) -> dict[str, Callable[[str], bool]]:
+        return {
+            "/gitops": self.slash,
+            "/as": self.switch_user,
+            "/reason": self.set_reason,
+            "break": self.break_target,
+            "fix": self.fix_target,
+            "scan": self.scan,
+            "autoscan": self.autoscan,
+            "world": self.show_world,
+            "logs": self.show_logs,
+            "sleep": self.sleep,
+            "help": self.show_help,
+            "quit": self.leave,
+            "exit": self.leave,
+        }
+
+    # -- talking to the bot -------------------------------------------------------------------------------
+
+    def slash(self, text: str) -> bool:
+        mark = self.output.mark()
+        calls = len(self.world.slack.recorded())
+        with self.feed.paused():
+            sent = self.world.sender.slash(
+                text, user_id=self.user.id, user_name=self.user.name, channel_id=DEPLOYS_CHANNEL
+            )
+            if sent.status == 200:
+                self._show_ack_if_it_stays(calls, sent.json_body or {})
+        if sent.status != 200:
+            self.say(f"Slack could not deliver the command: HTTP {sent.status} {sent.body[:200]}")
+            return False
+        self.output.wait_change(mark, REPLY_WAIT_SECONDS)
+        return True
+
+    def _show_ack_if_it_stays(self, calls: int, ack: dict[str, object]) -> None:
+        """Slack shows a command's ack at once and the bot replaces or deletes it when the answer is
+        ready. The sandbox records the ack only once the HTTP answer is read, which can be after the
+        bot already answered: such a late ack is never shown. Any other ack is shown only if it stays
+        a moment, so a quick answer prints once instead of "working…" and then the answer."""
+        ack_message = None
+        for message in reversed(self.world.slack.ephemeral(self.user.id)):
+            if message.channel == DEPLOYS_CHANNEL and message.text == ack.get("text") and not message.edited:
+                ack_message = message
+                break
+        if ack_message is None:
+            return
+        methods = [call.method for call in self.world.slack.recorded()[calls:]]
+        if "ack" in methods and "response_url" in methods[: methods.index("ack")]:
+            self.feed.forget(ack_message)
+        else:
+            self.feed.hold(ack_message)
+
+    def click_text(self, text: str) -> bool:
+        return self.click(int(text))
+
+    def click(self, number: int) -> bool:
+        ref = self.feed.button(number)
+        if ref is None:
+            self.say(f"no button [{number}] on screen")
+            return False
+        message = self.world.slack.find_message(ref.channel, ref.ts)
+        if message is None:
+            self.say(f"the message with button [{number}] is gone")
+            return False
+        if message.ephemeral and message.visible_to != self.user.id:
+            owner = self.world.names().get(message.visible_to or "", message.visible_to)
+            self.say(f"only @{owner} sees that message: /as {owner} to click it")
+            return False
+        inputs = self._inputs(message.blocks)
+        mark = self.output.mark()
+        self.say(self._clicking(ref, bool(inputs)))
+        try:
+            sent = self.world.sender.click(
+                message, ref.action_id, user_id=self.user.id, user_name=self.user.name, inputs=inputs
+            )
+        except ValueError:
+            self.say(f"button [{number}] is no longer on that message")
+            return False
+        self.reason = None
+        if sent.status != 200:
+            self.say(f"Slack could not deliver the click: HTTP {sent.status}")
+            return False
+        self.output.wait_change(mark + 1, REPLY_WAIT_SECONDS)
+        return True
+
+    def _clicking(self, ref: ButtonRef, with_reason: bool) -> str:
+        said = f"@{self.user.name} clicks [{ref.number}] {ref.label}"
+        if ref.confirm is not None:
+            said += f" and confirms “{ref.confirm[0]}”"
+        if with_reason:
+            said += f" (reason: {self.reason})"
+        return said
+
+    def _inputs(self, blocks: list[dict[str, object]]) -> dict[str, str]:
+        """The typed `/reason` goes into every text input of the message (Slack sends them with the click)."""
+        if not self.reason:
+            return {}
+        found: dict[str, str] = {}
+        for block in blocks:
+            element = block.get("element") if block.get("type") == "input" else None
+            if isinstance(element, dict) and element.get("action_id"):
+                found[str(element["action_id"])] = self.reason
+        return found
+
+    def switch_user(self, name: str) -> bool:
+        wanted = name.lstrip("@").lower()
+        for user in USERS:
+            if wanted in (user.name, user.id.lower()):
+                self.user = user
+                self.say(f"you are now @{user.name} ({user.real_name}: {user.roles})")
+                return True
+        self.say(f"no such user: {name or '(none)'}; pick one of " + ", ".join(u.name for u in USERS))
+        return False
+
+    def set_reason(self, text: str) -> bool:
+        self.reason = text or None
+        self.say(f"reason for the next click: {text}" if text else "reason cleared")
+        return True
+
+    # -- changing the world ---------------------------------------------------------------------------------
+
+    def break_target(self, name: str) -> bool:
+        return self._change(name, self.world.break_target, "break")
+
+    def fix_target(self, name: str) -> bool:
+        return self._change(name, self.world.fix_target, "fix")
+
+    def _change(self, name: str, change: Callable[[str], str], verb: str) -> bool:
+        try:
+            said = change(name)
+        except KeyError:
+            self.say(f"{verb} what? one of: " + ", ".join(self.world.targets()))
+            return False
+        self.say(f"⚙ {said}")
+        return True
+
+    def scan(self, _rest: str) -> bool:
+        calls = self.world.scan()
+        self.say(f"⚙ drift scan done ({calls} Slack call{'s' if calls != 1 else ''})")
+        self.feed.poll()  # the alerts it posted, before the next command runs
+        return True
+
+    def autoscan(self, rest: str) -> bool:
+        if rest in ("on", "off"):
+            self.world.set_autoscan(rest == "on")
+        elif rest:
+            self.say("autoscan on | off")
+            return False
+        self.say(f"background drift scan: {'on' if self.world.autoscan() else 'off'}")
+        return True
+
+    # -- the console itself ------------------------------------------------------------------------------
+
+    def show_world(self, _rest: str) -> bool:
+        self.say(*self.world.describe())
+        return True
+
+    def show_logs(self, rest: str) -> bool:
+        count = int(rest) if rest.isdigit() else 10
+        lines = self.world.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        self.say(*(lines[-count:] or ["(the log is empty)"]))
+        return True
+
+    def sleep(self, rest: str) -> bool:
+        try:
+            seconds = float(rest)
+        except ValueError:
+            self.say("sleep SECONDS")
+            return False
+        time.sleep(min(max(seconds, 0.0), MAX_SLEEP_SECONDS))
+        return True
+
+    def show_help(self, _rest: str) -> bool:
+        self.say(*HELP)
+        return True
+
+    def leave(self, _rest: str) -> bool:
+        self.quit = True
+        return True

@@ -1,0 +1,1 @@
+"""`lock` and `unlock`: `executor` and `views`."""

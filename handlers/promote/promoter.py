@@ -1,0 +1,227 @@
+"""A promotion's way from approved to deployed, with its guard rails checked at each step.
+
+Deploy locks are checked when the request is made (handlers/authz.py), again on every approval
+click, right before the commit and right before the deploy: a freeze set while a request waits
+stops it at whichever step comes next. Only an admin's `--force` on the request passes a lock,
+and the card says so. The requester's right to promote is checked again before the commit too.
+"""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from handlers import messages as msg
+from handlers.blocks import Reply, escape, escape_except_mentions
+from handlers.cards import short_rev
+from handlers.conversation import Conversation
+from handlers.deps import Deps
+from handlers.promote.views import PromotionView, promotion_card
+from services.access.locks import Lock
+from services.backend import AppStatus, SyncRequest
+from services.errors import BackendUnavailable, GitOpsBotError, PermissionDenied, UserError
+from services.promotion.service import Promotion, PromotionPlan, PromotionService
+from services.promotion.store import PromotionStore
+
+
+@dataclass(frozen=True)
+class Promoter:
+    deps: Deps
+    service: PromotionService
+    store: PromotionStore
+
+    # -- the card -----------------------------------------------------------------------------------
+
+    def view(self, promotion: Promotion, plan: PromotionPlan | None, *, state: str, note: str = "") -> Reply:
+        ops = self.deps.ops
+        source_status = running_since = auto_sync = None
+        if ops is not None and plan is not None:
+            source_status = _quiet(lambda: ops.status(plan.source_ref))
+            history = _quiet(lambda: ops.resolver.backend(plan.source_ref).history(plan.source_ref))
+            running_since = history[0].deployed_at if history else None
+            target = _quiet(lambda: ops.status(plan.target_ref))
+            auto_sync = target.auto_sync if target is not None else None
+        locks = self.deps.locks.active(env=promotion.to_env, now=self.deps.clock()) if self.deps.locks else []
+        diff = plan.diff if plan is not None else promotion.diff
+        notes = [note] if note else []
+        if state == "pending":
+            notes.insert(0, self._lock_note(promotion))
+        return promotion_card(
+            PromotionView(
+                id=promotion.id,
+                app=promotion.app,
+                source=promotion.from_env,
+                target=promotion.to_env,
+                summary=promotion.summary,
+                diff=diff,
+                requester=promotion.requester,
+                source_status=source_status,
+                running_since=running_since,
+                target_auto_sync=auto_sync,
+                locks=locks,
+                approvals=promotion.approvals,
+                approvals_required=promotion.approvals_required,
+                expires_at=promotion.expires_at,
+                state=state,
+                note="\n".join(n for n in notes if n),
+            )
+        )
+
+    def refresh_card(self, client: WebClient, promotion: Promotion, *, state: str, note: str = "") -> None:
+        """Edit the request's card in place (it is never replaced through a response_url)."""
+        if not promotion.message_ts:
+            return
+        card = self.view(promotion, None, state=state, note=note)
+        try:
+            client.chat_update(channel=promotion.channel, ts=promotion.message_ts, text=card.text,
+                               blocks=list(card.blocks))  # fmt: skip
+        except SlackApiError:
+            return
+
+    def permalink(self, client: WebClient, promotion: Promotion, *, label: str | None = None) -> str:
+        """A link to the request's card, or its id when Slack gives none."""
+        if promotion.message_ts:
+            try:
+                link = client.chat_getPermalink(channel=promotion.channel, message_ts=promotion.message_ts)
+                return f"<{link['permalink']}|{escape(label or 'promotion ' + promotion.id)}>"
+            except (SlackApiError, KeyError, TypeError):
+                pass
+        return f"promotion `{escape(promotion.id)}`"
+
+    # -- guard rails --------------------------------------------------------------------------------
+
+    def blocking_lock(self, promotion: Promotion) -> Lock | None:
+        """The deploy lock that stops this promotion now (None when none, or passed with --force)."""
+        if self.deps.locks is None or promotion.forced_by:
+            return None
+        names = {promotion.app}
+        with suppress(UserError):  # the app left the configuration: its name still matches a lock
+            names.add(self.service.target_ref(promotion).name)
+        return self.deps.locks.blocking(promotion.to_env, names, now=self.deps.clock())
+
+    def _lock_note(self, promotion: Promotion) -> str:
+        if promotion.forced_by:
+            return msg.PROMOTE_FORCED.format(user=escape(promotion.forced_by), target=promotion.to_env)
+        lock = self.blocking_lock(promotion)
+        if lock is None:
+            return ""
+        return msg.PROMOTE_LOCKED.format(
+            scope=escape(lock.scope), user=escape(lock.created_by), reason=escape(lock.reason.rstrip("."))
+        )
+
+    def _stopped(self, promotion: Promotion) -> str | None:
+        """Why the commit must not happen now (a lock, the requester's right), or None."""
+        lock = self.blocking_lock(promotion)
+        if lock is not None:
+            return msg.PROMOTE_LOCKED_AT_COMMIT.format(
+                scope=escape(lock.scope), user=escape(lock.created_by), reason=escape(lock.reason.rstrip("."))
+            )
+        if self.deps.authz is not None:
+            try:
+                self.deps.authz.policy.check(promotion.requester, "promote", env=promotion.to_env,
+                                             app=promotion.app, force=bool(promotion.forced_by))  # fmt: skip
+            except PermissionDenied as exc:
+                return escape_except_mentions(f"the requester may no longer: {exc.reason}", exc.mentions)
+        return None
+
+    # -- commit and deploy --------------------------------------------------------------------------
+
+    def deliver(self, promotion: Promotion, conversation: Conversation, *, who: str, name: str) -> Reply:
+        """Commit, push, sync / reconcile and watch; every step edits the same card."""
+        stopped = self._stopped(promotion)
+        if stopped is not None:
+            return self._not_committed(promotion, stopped)
+        author_name, author_email = _profile(conversation, promotion.requester)
+        try:
+            sha = self.service.commit(
+                promotion, approvers=promotion.approvals, author_name=author_name, author_email=author_email
+            )
+        except (UserError, BackendUnavailable) as exc:  # a conflict, Git down: nothing was pushed
+            why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
+            return self._not_committed(promotion, escape(why))
+        promotion = self.store.mark(promotion.id, "committed", commit_sha=sha)
+        self.close_redundant(conversation.client, promotion)
+        note = msg.PROMOTE_COMMITTED.format(sha=short_rev(sha), repo=escape(promotion.repository))
+        conversation.update(self.view(promotion, None, state="committed", note=note))
+        lock = self.blocking_lock(promotion)  # a freeze set during the commit still stops the deploy
+        if lock is not None:
+            return self._not_deployed(promotion, sha, lock)
+        ops = self.deps.ops
+        assert ops is not None
+        ref = self.service.target_ref(promotion)
+        request = SyncRequest(initiated_by=name or who)
+        final = ops.sync(
+            ref, request, on_progress=lambda s: conversation.update(self._syncing(promotion, note, s))
+        )
+        phase = final.operation.phase if final.operation else "Succeeded"
+        card = self.view(promotion, None, state="committed", note=f"{note}\nDeploy: *{escape(phase)}*")
+        return replace(card, detail=f"promotion {promotion.id}: commit {short_rev(sha)}, deploy {phase}",
+                       failed=phase != "Succeeded")  # fmt: skip
+
+    def close_redundant(self, client: WebClient, done: Promotion) -> None:
+        """Other open requests for the same app and environment with nothing left to promote now
+        close themselves, their cards pointing at the one that did it."""
+        for other in self.store.open_for(done.app, done.to_env):
+            if other.id == done.id:
+                continue
+            fresh = _quiet(partial(self.service.still_current, other))
+            if fresh is None or not fresh.empty:
+                continue  # still something to promote (or cannot tell): it stays open
+            closed = self.store.close_redundant(other.id, done_by=done.id)
+            if closed is not None:
+                note = msg.PROMOTE_REDUNDANT.format(by=self.permalink(client, done))
+                self.refresh_card(client, closed, state="redundant", note=note)
+
+    def _not_committed(self, promotion: Promotion, why: str) -> Reply:
+        failed = self.store.mark(promotion.id, "failed", reason=_plain(why))
+        retry = msg.PROMOTE_RETRY.format(
+            app=promotion.app, target=promotion.to_env, source=promotion.from_env
+        )
+        note = msg.PROMOTE_NOT_COMMITTED.format(why=why) + "\n" + retry
+        card = self.view(failed, None, state="failed", note=note)
+        return replace(card, detail=f"promotion {promotion.id}: not committed: {_plain(why)}", failed=True)
+
+    def _not_deployed(self, promotion: Promotion, sha: str, lock: Lock) -> Reply:
+        ref = _quiet(lambda: self.service.target_ref(promotion))
+        status: AppStatus | None = (
+            _quiet(lambda: self.deps.ops.status(ref)) if self.deps.ops and ref else None
+        )
+        where = f"{promotion.app} {promotion.to_env}"
+        note = msg.PROMOTE_NOT_DEPLOYED.format(
+            sha=short_rev(sha), repo=escape(promotion.repository), scope=escape(lock.scope),
+            user=escape(lock.created_by), reason=escape(lock.reason.rstrip(".")),
+            command=f"/gitops sync {where}",
+        ) + (msg.PROMOTE_NOT_DEPLOYED_AUTO if status is not None and status.auto_sync else "")  # fmt: skip
+        card = self.view(promotion, None, state="committed", note=note)
+        detail = f"promotion {promotion.id}: commit {short_rev(sha)}, not deployed: {lock.scope} locked"
+        return replace(card, detail=detail, failed=True)
+
+    def _syncing(self, promotion: Promotion, note: str, status: Any) -> Reply:
+        phase = status.operation.phase if status.operation else "Running"
+        return self.view(promotion, None, state="committed", note=f"{note}\nDeploy: {escape(phase)}…")
+
+
+def _plain(mrkdwn: str) -> str:
+    """Audit detail text from a Slack-escaped note."""
+    return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _profile(conversation: Conversation, user_id: str) -> tuple[str | None, str | None]:
+    """The requester's Slack name and email for the commit author (when Slack tells us)."""
+    try:
+        profile = conversation.client.users_info(user=user_id)["user"]["profile"]
+    except (SlackApiError, KeyError, TypeError):
+        return None, None
+    return profile.get("real_name") or None, profile.get("email") or None
+
+
+def _quiet(fn: Any) -> Any:
+    try:
+        return fn()
+    except GitOpsBotError:  # the card shows what it can; the promotion does not depend on it
+        return None

@@ -1,0 +1,1 @@
+"""`rollback`: `executor` (confirm card, the buttons, the auto-sync hold) and `views`."""

@@ -1,0 +1,3 @@
+"""The bot's one database: `db` (the SQLite connection, WAL, transactions, migrations runner) and
+`schema` (versioned migration steps).
+"""

@@ -1,0 +1,256 @@
+"""Versioned schema steps for the bot's database. Append new steps; never edit a released one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+
+def _audit_events(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE audit_events (
+            id INTEGER PRIMARY KEY,
+            ts TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            user_name TEXT,
+            channel TEXT,
+            command TEXT,
+            target TEXT,
+            action TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT,
+            correlation_id TEXT,
+            duration_ms INTEGER
+        )"""
+    )
+    db.execute("CREATE INDEX idx_audit_events_ts ON audit_events (ts)")
+    db.execute("CREATE INDEX idx_audit_events_target_ts ON audit_events (target, ts)")
+    db.execute("CREATE INDEX idx_audit_events_user_ts ON audit_events (user_id, ts)")
+    for verb in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER audit_events_no_{verb.lower()} BEFORE {verb} ON audit_events "
+            "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+        )
+
+
+def _pending_actions(db: sqlite_utils.Database) -> None:
+    # Buttons carry only an opaque id; what they do lives here, so they survive a restart.
+    db.execute(
+        """CREATE TABLE pending_actions (
+            id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            channel TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            consumed_at TEXT,
+            consumed_by TEXT
+        )"""
+    )
+
+
+def _holds(db: sqlite_utils.Database) -> None:
+    # A hold: the bot changed something that must be undone later (auto-sync turned off for a rollback).
+    db.execute(
+        """CREATE TABLE holds (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            target TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            channel TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            reminded_at TEXT,
+            released_at TEXT,
+            released_by TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_holds_open ON holds (released_at, kind)")
+
+
+def _locks(db: sqlite_utils.Database) -> None:
+    # Deploy locks / freezes on an environment, or on one app in it (app = '' for the whole env).
+    db.execute(
+        """CREATE TABLE locks (
+            id INTEGER PRIMARY KEY,
+            env TEXT NOT NULL,
+            app TEXT NOT NULL DEFAULT '',
+            reason TEXT NOT NULL,
+            created_by TEXT NOT NULL,
+            channel TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT,
+            released_at TEXT,
+            released_by TEXT,
+            release_reason TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_locks_open ON locks (released_at, env, app)")
+
+
+def _audit_chain(db: sqlite_utils.Database) -> None:
+    # Tamper evidence: each row stores the previous row's hash and its own. Retention may delete old
+    # rows only inside a transaction that first sets the 'retention_unlock' key; it then records the
+    # last deleted row's hash as the new anchor so `audit verify` can start there.
+    db.execute("ALTER TABLE audit_events ADD COLUMN prev_hash TEXT")
+    db.execute("ALTER TABLE audit_events ADD COLUMN hash TEXT")
+    db.execute("CREATE TABLE audit_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("DROP TRIGGER audit_events_no_delete")
+    db.execute(
+        "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+        "WHEN NOT EXISTS (SELECT 1 FROM audit_meta WHERE key = 'retention_unlock') "
+        "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+    )
+    db.execute("CREATE INDEX idx_audit_events_action_ts ON audit_events (action, ts)")
+
+
+def _seen_requests(db: sqlite_utils.Database) -> None:
+    # Slack request signatures seen in the last 5 minutes: a replayed request is refused.
+    db.execute("CREATE TABLE seen_requests (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
+    db.execute("CREATE INDEX idx_seen_requests_seen_at ON seen_requests (seen_at)")
+
+
+def _promotions(db: sqlite_utils.Database) -> None:
+    # Promotion requests and their approvals, so a pending one survives a restart. `approvals` is a
+    # JSON list of user ids; the status moves only inside a transaction (see services/promotion/store.py).
+    db.execute(
+        """CREATE TABLE promotions (
+            id TEXT PRIMARY KEY,
+            audit_id TEXT NOT NULL,
+            app TEXT NOT NULL,
+            from_env TEXT NOT NULL,
+            to_env TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            target_file TEXT NOT NULL,
+            base_sha TEXT NOT NULL,
+            diff_hash TEXT NOT NULL,
+            diff TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            requester TEXT NOT NULL,
+            requester_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            message_ts TEXT,
+            status TEXT NOT NULL,
+            approvals TEXT NOT NULL,
+            approvals_required INTEGER NOT NULL,
+            rejected_by TEXT,
+            reason TEXT,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            commit_sha TEXT,
+            superseded_by TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX idx_promotions_status_expires ON promotions (status, expires_at)")
+    db.execute("CREATE INDEX idx_promotions_app_env ON promotions (app, to_env, status)")
+    db.execute("CREATE INDEX idx_promotions_audit ON promotions (audit_id)")
+
+
+def _incidents(db: sqlite_utils.Database) -> None:
+    # Drift incidents (one row per problem episode) and backend reachability, so a restart keeps the
+    # Slack message / thread of each incident and never re-announces one (see services/drift/store.py).
+    db.execute(
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL,
+            backend TEXT NOT NULL,
+            app TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            detail TEXT NOT NULL,
+            resources TEXT NOT NULL,
+            since TEXT,
+            channel TEXT,
+            message_ts TEXT,
+            thread_ts TEXT,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            resolved_at TEXT,
+            acknowledged_by TEXT,
+            acknowledged_at TEXT,
+            snoozed_until TEXT,
+            snoozed_by TEXT,
+            flap_count INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    # At most one open incident per key: a second one would mean a second Slack message.
+    db.execute("CREATE UNIQUE INDEX idx_incidents_open_key ON incidents (key) WHERE status = 'open'")
+    db.execute("CREATE INDEX idx_incidents_status_resolved ON incidents (status, resolved_at)")
+    db.execute(
+        "CREATE TABLE backend_reachability (backend TEXT PRIMARY KEY, "
+        "unreachable_since TEXT NOT NULL, announced INTEGER NOT NULL DEFAULT 0)"
+    )
+
+
+def _requests(db: sqlite_utils.Database) -> None:
+    # A changing request is audited when accepted (outcome 'started') and again when it ends; the
+    # second row names the first in request_id. Requests still running live in inflight_requests
+    # (with their Slack message), so a restart can report them as unknown and fix the message.
+    db.execute("ALTER TABLE audit_events ADD COLUMN request_id INTEGER")
+    db.execute(
+        "CREATE INDEX idx_audit_events_request ON audit_events (request_id) WHERE request_id IS NOT NULL"
+    )
+    db.execute(
+        """CREATE TABLE inflight_requests (
+            correlation_id TEXT PRIMARY KEY,
+            started_id INTEGER,
+            owner TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            user_name TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            action TEXT NOT NULL,
+            command TEXT NOT NULL,
+            target TEXT NOT NULL,
+            accepted_at TEXT NOT NULL,
+            response_url TEXT,
+            message_channel TEXT,
+            message_ts TEXT,
+            message TEXT
+        )"""
+    )
+
+
+def _pending_findings(db: sqlite_utils.Database) -> None:
+    # When the drift scan first saw a "Git is ahead" finding that its backend gives no start time
+    # for (Argo CD), so drift.git_grace is measured from then across restarts (services/drift/store.py).
+    db.execute(
+        "CREATE TABLE pending_findings "
+        "(key TEXT PRIMARY KEY, backend TEXT NOT NULL, first_seen TEXT NOT NULL)"
+    )
+
+
+def _seen_deliveries(db: sqlite_utils.Database) -> None:
+    # Slack delivery ids (Socket Mode envelopes, trigger / event ids, retried HTTP bodies) share
+    # seen_requests with signatures but are remembered longer, so each row carries its own expiry.
+    db.execute("ALTER TABLE seen_requests ADD COLUMN expires_at REAL")
+    db.execute("UPDATE seen_requests SET expires_at = seen_at + 300")  # the signature window so far
+    db.execute("CREATE INDEX idx_seen_requests_expires_at ON seen_requests (expires_at)")
+
+
+def _promotion_force(db: sqlite_utils.Database) -> None:
+    # An admin's --force on the request: the only way a promotion passes a deploy lock, at every
+    # step (approve, commit, deploy), so it is stored with the request.
+    db.execute("ALTER TABLE promotions ADD COLUMN forced_by TEXT")
+
+
+Step = Callable[[sqlite_utils.Database], None]
+MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
+    (1, "audit_events table, indexes, append-only triggers", _audit_events),
+    (2, "pending_actions: what each button does, single use", _pending_actions),
+    (3, "holds: auto-sync turned off by a rollback, to remind about", _holds),
+    (4, "locks: deploy locks and freezes per environment / app", _locks),
+    (5, "audit hash chain, retention anchor, action index", _audit_chain),
+    (6, "seen_requests: replayed Slack requests are refused", _seen_requests),
+    (7, "promotions: requests, approvals and their outcome", _promotions),
+    (8, "incidents: drift incident lifecycle, backend reachability", _incidents),
+    (9, "audit request_id (started → result), inflight_requests", _requests),
+    (10, "pending_findings: first sight of Git-ahead drift, for drift.git_grace", _pending_findings),
+    (11, "seen_requests.expires_at: Slack deliveries are run once", _seen_deliveries),
+    (12, "promotions.forced_by: a lock overridden with --force at request", _promotion_force),
+)
