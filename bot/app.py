@@ -39,8 +39,10 @@ from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
 from handlers.drift.executor import drift_executor
 from handlers.drift.job import DriftJob
+from handlers.follow import RENDERERS, RendererFactory
 from handlers.gitops.executor import gitops_executors
 from handlers.promote.executor import Promoter, promote_executor
+from handlers.promote.promoter import promotion_renderer
 from handlers.recovery import Cutoff, recover
 from handlers.rollback.executor import rollback_executor
 from services.access.policy import AccessPolicy, CachedGroupDirectory
@@ -121,6 +123,7 @@ class Runtime:
     drift: DriftJob | None = None
     leadership: Leadership | None = None
     repos: RepoCache | None = None  # its kept-open git processes end at stop
+    renderers: Mapping[str, RendererFactory] = field(default_factory=lambda: dict(RENDERERS))
     _stopped: bool = field(default=False, repr=False)
     # Start-up work off the start path; joined at stop, so none outlives the database or is cut
     # off by the interpreter's exit (a daemon thread waking then aborts the process).
@@ -134,7 +137,10 @@ class Runtime:
             left = inflight.left_behind()
             if left:
                 self._helper(
-                    "recover-requests", lambda: recover(self.deps, self.app.client, left, why="restart")
+                    "recover-requests",
+                    lambda: recover(
+                        self.deps, self.app.client, left, why="restart", renderers=self.renderers
+                    ),
                 )
         self.server.start()
         if self.leadership is not None:
@@ -202,7 +208,13 @@ class Runtime:
             self.scheduler.shutdown(wait=False)  # no new drift scans or reminders while draining
         timeout = self.loaded.settings.server.shutdown_timeout.total_seconds()
         log.info("shutting down", extra={"jobs": self.deps.jobs.running(), "timeout_s": timeout})
+        began = time.monotonic()
         finished = self.deps.jobs.close(timeout=timeout)
+        if self.deps.ops is not None:
+            # A status whose read is in flight is a running request too: it gets the rest of the time.
+            left = max(0.0, timeout - (time.monotonic() - began))
+            finished = self.deps.ops.watcher.settle_reads(left) and finished
+            self.deps.ops.watcher.stop()  # the operations go on; their requests are noted below
         if self.leadership is not None:
             self.leadership.stop()
         self.server.stop()
@@ -213,21 +225,24 @@ class Runtime:
         # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
         # add its own row after its interrupted one (it finds the database closed instead).
         with self.database.lock:
-            if not finished:
-                self._record_interrupted()
+            self._record_interrupted(finished)
             self.database.close()
         log.info("stopped")
 
-    def _record_interrupted(self) -> None:
+    def _record_interrupted(self, finished: bool) -> None:
         """Each request unfinished at the deadline gets its result row (its user and target, the
-        `started` row it ends) and its Slack message says the bot shut down before the end."""
+        `started` row it ends) and its Slack message says the bot shut down before the end; an
+        operation the watcher followed is noted as still running, to be followed again."""
         now = time.monotonic()
         jobs = self.deps.jobs.unfinished()
-        log.warning("shutdown timeout: jobs interrupted", extra={"jobs": [j.name for j in jobs]})
+        if not finished:
+            log.warning("shutdown timeout: jobs interrupted", extra={"jobs": [j.name for j in jobs]})
         cutoffs = {j.correlation_id: Cutoff(None if j.started is None else now - j.started) for j in jobs}
         inflight = self.deps.inflight
         if inflight is not None:
-            recover(self.deps, self.app.client, inflight.mine(), why="shutdown", cutoffs=cutoffs)
+            mine = inflight.mine()
+            if mine:
+                recover(self.deps, self.app.client, mine, why="shutdown", cutoffs=cutoffs)
 
 
 def build_runtime(
@@ -249,7 +264,11 @@ def build_runtime(
     database = Database(settings.audit.database)
     audit = AuditStore(database, redact=redact)
     built = build_services(loaded, database, metrics, backends=backends)
-    jobs = JobRunner(workers=settings.server.workers, queue_limit=settings.server.queue_limit)
+    jobs = JobRunner(
+        workers=settings.server.workers,
+        queue_limit=settings.server.queue_limit,
+        on_wait=metrics.observe_queue_wait,
+    )
     client = build_web_client(loaded)
     policy = AccessPolicy(
         settings, CachedGroupDirectory(group_members(client), ttl=settings.access.group_cache)
@@ -338,6 +357,7 @@ def build_runtime(
     runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
     runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership
     runtime.repos = built.repos
+    runtime.renderers = {**RENDERERS, "promotion": promotion_renderer(promoter)}
     return runtime
 
 

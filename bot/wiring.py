@@ -10,6 +10,7 @@ from services.access.locks import LockStore
 from services.apps import AppResolver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
+from services.coalesce import coalescing
 from services.drift.store import IncidentStore
 from services.flux import build_flux_backends
 from services.git import RepoCache
@@ -20,6 +21,7 @@ from services.pending import PendingActions
 from services.promotion.service import PromotionService
 from services.promotion.store import PromotionStore
 from services.store.db import Database
+from services.watcher import Watcher, WatchOptions
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,15 @@ class Services:
     promotions: PromotionService
     promotion_store: PromotionStore
     incidents: IncidentStore
+
+
+def _coalesced(backend: GitOpsBackend, ttl: float, metrics: Metrics) -> GitOpsBackend:
+    label = f"{backend.kind}:{backend.instance}"  # as on gitops_bot_backend_request_seconds
+
+    def count(operation: str) -> None:
+        metrics.observe_coalesced(label, operation)
+
+    return coalescing(backend, ttl=ttl, on_coalesced=count)
 
 
 def build_services(
@@ -51,12 +62,20 @@ def build_services(
         flux = build_flux_backends(settings, loaded.secrets, repos, metrics)
         backends = {f"argocd:{name}": backend for name, backend in argo.items()}
         backends.update({f"flux:{name}": backend for name, backend in flux.items()})
+    # Every backend, built here or handed in, behind one coalescing layer (identical reads share
+    # one request), so the bot's own writes always pass the layer that must forget its cache.
+    read_cache = settings.operations.read_cache.total_seconds()
+    backends = {key: _coalesced(backend, read_cache, metrics) for key, backend in backends.items()}
     holds = HoldStore(database)
+    watcher = Watcher(WatchOptions(max_watches=settings.operations.max_watches))
+    metrics.watches_active.set_function(lambda: watcher.active)
     ops = GitOpsService(
         AppResolver(settings, backends),
         holds,
         sync_timeout=settings.operations.sync_timeout,
         batch_concurrency=settings.operations.batch_concurrency,
+        watcher=watcher,
+        on_coalesced=lambda ref: metrics.observe_coalesced(f"{ref.backend}:{ref.instance}", "status"),
     )
     promotion_store = PromotionStore(database)
     return Services(

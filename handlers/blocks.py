@@ -36,6 +36,8 @@ class Reply:
     failed: bool = field(default=False, compare=False)
     # For answers to a click: False leaves the clicked message alone and answers the clicker.
     replace_original: bool = field(default=True, compare=False)
+    # The operation goes on in the watcher, which completes the request when it ends (handlers/follow).
+    deferred: bool = field(default=False, compare=False)
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": list(self.blocks), "response_type": self.response_type}

@@ -20,7 +20,7 @@ from handlers.boundary import Result, error_result, guarded
 from handlers.caller import Caller
 from handlers.conversation import ClickedMessage, Conversation
 from handlers.deps import Deps
-from handlers.recording import accept, finish, record
+from handlers.recording import accept, finish, record, run_tracked
 from services.correlation import new_correlation_id
 from services.errors import BackendUnavailable, GitOpsBotError
 
@@ -40,7 +40,11 @@ class Click:
         ts = container.get("message_ts") or (self.body.get("message") or {}).get("ts") or ""
         return ClickedMessage(str(ts), bool(container.get("is_ephemeral")))
 
-    def conversation(self, on_shown: Callable[[str, str, Reply], None] | None = None) -> Conversation:
+    def conversation(
+        self,
+        on_shown: Callable[[str, str, Reply], None] | None = None,
+        later: Callable[[float, Callable[[], None]], None] | None = None,
+    ) -> Conversation:
         return Conversation(
             self.respond,
             self.client,
@@ -48,6 +52,7 @@ class Click:
             user=self.caller.user_id,
             clicked=self.message,
             on_shown=on_shown,
+            later=later,
         )
 
 
@@ -96,10 +101,20 @@ def register_click(
         )  # fmt: skip
 
         def work() -> None:
-            conversation = click.conversation(on_shown=lambda ch, ts, r: accepted.shown(deps, ch, ts, r))
-            result, where = _run(handler, click, deps, conversation, cid, target)
-            finish(deps, accepted, result, target=where)
-            _deliver(respond, conversation, result)
+            conversation = click.conversation(
+                on_shown=lambda ch, ts, r: accepted.shown(deps, ch, ts, r),
+                later=deps.ops.watcher.call_later if deps.ops is not None else None,
+            )
+            where = [target]
+
+            def run() -> Reply:
+                reply, returned = handler(click, deps, conversation)
+                where[0] = target or returned
+                return reply
+
+            run_tracked(deps, accepted, conversation, run,
+                        deliver=lambda result: _deliver(respond, conversation, result),
+                        target=lambda: where[0])  # fmt: skip
 
         if not deps.jobs.submit(work, name=action_id):
             refused = error_result(JobsFull(), correlation_id=cid)

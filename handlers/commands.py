@@ -16,14 +16,14 @@ from slack_sdk import WebClient
 
 from handlers import messages as msg
 from handlers.blocks import Reply, escape, message, section
-from handlers.boundary import Result, error_result, guarded
+from handlers.boundary import Result, error_result
 from handlers.caller import Caller
 from handlers.conversation import Conversation
 from handlers.deps import Deps, Executor
 from handlers.grammar.parser import CommandRequest, parse_command
 from handlers.grammar.spec import SUBCOMMANDS
 from handlers.help import help_reply
-from handlers.recording import accept, finish, record
+from handlers.recording import accept, finish, record, run_tracked
 from services.correlation import new_correlation_id
 from services.errors import NotAvailable, UserError
 from services.settings.types import format_duration
@@ -89,12 +89,13 @@ def _listener(deps: Deps) -> Any:
             conversation = Conversation(
                 respond, client, channel=caller.channel_id, user=caller.user_id,
                 on_shown=lambda channel, ts, reply: accepted.shown(deps, channel, ts, reply),
+                later=deps.ops.watcher.call_later if deps.ops is not None else None,
             )  # fmt: skip
-            result = guarded(
-                lambda: _authorized(deps, executor, request, caller, conversation), correlation_id=cid
-            )
-            finish(deps, accepted, result)  # before the reply: a result shown is a result recorded
-            conversation.finish(result.reply)
+            run_tracked(
+                deps, accepted, conversation,
+                lambda: _authorized(deps, executor, request, caller, conversation),
+                deliver=lambda result: conversation.finish(result.reply),
+            )  # fmt: skip
 
         if not deps.jobs.submit(work, name=request.subcommand):
             finish(deps, accepted, busy)

@@ -42,7 +42,7 @@ class ClickedMessage:
 class Conversation:
     def __init__(
         self,
-        respond: Respond,
+        respond: Callable[..., object] | Respond,
         client: WebClient,
         *,
         channel: str,
@@ -51,10 +51,19 @@ class Conversation:
         clock: Callable[[], float] = time.monotonic,
         clicked: ClickedMessage | None = None,
         on_shown: Callable[[str, str, Reply], None] | None = None,
+        later: Callable[[float, Callable[[], None]], None] | None = None,
     ) -> None:
         self._respond = respond
         self._clicked = clicked
+        # Runs a held-back update when due: the watcher's scheduler, so a hundred followed
+        # operations do not start a hundred timer threads (a Timer where none is given).
+        self._later = later or _timer
         self._on_shown = on_shown  # told what the public message shows (to fix it after a restart)
+        # Set by the pipeline for a request whose operation the watcher follows (handlers/follow):
+        # `completion(make_reply, outcome)` records and delivers the end; `on_watch(spec)` remembers
+        # how to pick the operation up again after a restart.
+        self.completion: Callable[[Callable[[], Reply], str | None], None] | None = None
+        self.on_watch: Callable[[dict[str, Any]], None] | None = None
         self.client = client
         self.channel = channel
         self.user = user
@@ -113,9 +122,7 @@ class Conversation:
             first = self._held is None
             self._held = reply
             if first:
-                timer = threading.Timer(wait, self._flush)
-                timer.daemon = True
-                timer.start()
+                self._later(wait, self._flush)
 
     def finish(self, reply: Reply) -> None:
         with self._lock:
@@ -188,6 +195,12 @@ class Conversation:
             self._respond(**kwargs)
         except Exception:  # an expired response_url must not take the operation down
             log.warning("could not deliver the reply to Slack", exc_info=True)
+
+
+def _timer(delay: float, fn: Callable[[], None]) -> None:
+    timer = threading.Timer(delay, fn)
+    timer.daemon = True
+    timer.start()
 
 
 def _code(exc: SlackApiError) -> str:

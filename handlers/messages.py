@@ -49,6 +49,11 @@ ERROR_INTERNAL = (
 )
 REF = "ref `{correlation_id}`"
 
+FOLLOW_ENDED = ":hourglass: Stopped following after {timeout}: {reason}. Check with `{check}`."
+FOLLOW_STILL_RUNNING = (
+    ":hourglass: Still running in {what} when gitops-bot stopped; it follows it again once it is back."
+)
+FOLLOW_RESUMED = "Followed again after a restart of gitops-bot."
 CUTOFF_RESTART = "gitops-bot restarted before this finished"
 CUTOFF_SHUTDOWN = "gitops-bot was shut down before this finished"
 CUTOFF_UNKNOWN = (

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from handlers.blocks import Reply
-from handlers.boundary import Result
+from handlers.boundary import Result, guarded
 from handlers.caller import Caller
+from handlers.conversation import Conversation
 from handlers.deps import Deps
 from services.audit.trail import AuditEvent, Outcome
 from services.backend import AppRef
@@ -38,6 +40,15 @@ class Accepted:
     correlation_id: str
     started: float  # time.perf_counter() on arrival
     started_id: int | None  # its `started` audit row, when it changes something
+
+    def watching(self, deps: Deps, spec: Mapping[str, Any]) -> None:
+        """The request's operation is followed by the watcher: remember how, for a restart."""
+        if deps.inflight is None:
+            return
+        try:
+            deps.inflight.watching(self.correlation_id, spec)
+        except GitOpsBotError:
+            log.warning("could not note the followed operation", extra={"action": self.action})
 
     def shown(self, deps: Deps, channel: str, ts: str, reply: Reply) -> None:
         """Remember the public message showing this request (Conversation calls this)."""
@@ -124,6 +135,34 @@ def finish(deps: Deps, request: Accepted, result: Result, *, target: str | None 
         except GitOpsBotError:
             log.error("audit row could not be written", extra={"action": request.action})
     _count(deps, request.action, result.outcome, where, request.started)
+
+
+def run_tracked(
+    deps: Deps,
+    request: Accepted,
+    conversation: Conversation,
+    work: Callable[[], Reply],
+    *,
+    deliver: Callable[[Result], None],
+    target: Callable[[], str | None] = lambda: None,
+) -> None:
+    """Run an accepted request's work; record and deliver its result — now, or when the watcher
+    completes an operation the work handed to it (a `deferred` reply, see handlers/follow.py)."""
+
+    def completion(make: Callable[[], Reply], outcome: str | None) -> None:
+        result = guarded(make, correlation_id=request.correlation_id)
+        if outcome in ("unknown",) and result.outcome == "ok":
+            result = Result(result.reply, "unknown", result.detail)
+        finish(deps, request, result, target=target())  # before the reply: shown means recorded
+        deliver(result)
+
+    conversation.completion = completion
+    conversation.on_watch = lambda spec: request.watching(deps, spec)
+    result = guarded(work, correlation_id=request.correlation_id)
+    if result.reply.deferred:
+        return
+    finish(deps, request, result, target=target())
+    deliver(result)
 
 
 def _event(

@@ -23,6 +23,8 @@ from slack_sdk.webhook import WebhookClient
 from handlers import messages as msg
 from handlers.blocks import Block, context, escape, section
 from handlers.deps import Deps
+from handlers.follow import RENDERERS, RendererFactory
+from handlers.resume import resume, still_running
 from services.audit.trail import AuditEvent, Outcome
 from services.errors import GitOpsBotError
 from services.inflight import Inflight
@@ -48,13 +50,24 @@ def recover(
     *,
     why: Why,
     cutoffs: Mapping[str, Cutoff] | None = None,
+    renderers: Mapping[str, RendererFactory] | None = None,
     now: datetime | None = None,
 ) -> int:
-    """Close every request given; returns how many. Slack failures are logged, never raised."""
+    """Close every request given; returns how many. Slack failures are logged, never raised.
+
+    An operation the watcher was following is not closed: at shutdown it is recorded as still
+    running (and kept), and at the next start it is followed again where that can be done.
+    """
     assert deps.inflight is not None
     at = now or datetime.now(UTC)
     done = 0
     for request in requests:
+        if request.watch is not None:
+            if why == "shutdown":
+                still_running(deps, client, request)
+                continue
+            if resume(deps, client, request, renderers or RENDERERS):
+                continue
         cut = (cutoffs or {}).get(request.correlation_id)
         outcome, detail = _outcome(request, why, cut)
         event = AuditEvent(

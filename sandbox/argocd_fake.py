@@ -224,6 +224,7 @@ class FakeArgoCD:
             path=path, method=method, status=status, times=times, body=body, content_type=content_type
         )
 
-    def set_latency(self, seconds: float) -> None:
-        """Every response waits this long first."""
-        self._faults.set_latency(seconds)
+    def set_latency(self, seconds: float, *, path: str | None = None) -> None:
+        """Every response waits this long first; with `path`, only requests for exactly that path
+        (e.g. `/api/v1/applications/web-prod`: one app answering slowly)."""
+        self._faults.set_latency(seconds, path=path)

@@ -65,6 +65,7 @@ class Faults:
         self._requests: list[RecordedRequest] = []
         self._rules: list[_FailRule] = []
         self._latency = 0.0
+        self._path_latency: dict[str, float] = {}  # exact paths (one app) answering slowly
 
     def requests(self, path_prefix: str | None = None) -> list[RecordedRequest]:
         with self._lock:
@@ -83,9 +84,12 @@ class Faults:
             rule = _FailRule(path, method.upper() if method else None, status, times, body, content_type)
             self._rules.append(rule)
 
-    def set_latency(self, seconds: float) -> None:
+    def set_latency(self, seconds: float, *, path: str | None = None) -> None:
         with self._lock:
-            self._latency = seconds
+            if path is None:
+                self._latency = seconds
+            else:
+                self._path_latency[path] = seconds
 
     def _injected(self, request: Request) -> Reply | None:
         with self._lock:
@@ -99,7 +103,9 @@ class Faults:
 
     def __call__(self, request: Request) -> Reply:
         with self._lock:
-            latency = self._latency
+            latency = self._latency + max(
+                (v for p, v in self._path_latency.items() if request.path == p), default=0.0
+            )
         if latency > 0:
             time.sleep(latency)
         reply = self._injected(request) or self._handler(request)

@@ -10,7 +10,9 @@ Kernel
 - `operations`   status fan-out, sync and watch, batch sync, rollback with the auto-sync hold
 - `holds`, `pending`, `inflight`   things the bot must remember across restarts: holds to undo,
                  what each button does, requests still running
-- `jobs`         the bounded background pool
+- `jobs`         the bounded background pool (short work only)
+- `watcher`      follows every running operation from one thread, so no worker waits on a deploy
+- `coalesce`     identical backend reads share one request; status lists are reused briefly
 - `errors`, `validation`, `redaction`, `correlation`, `metrics`, `revisions`
 
 Capabilities

@@ -232,6 +232,13 @@ class GitOpsBackend(Protocol):
         """Start a sync / reconcile; returns at once (the operation runs asynchronously)."""
         ...
 
+    poll_interval: float  # seconds between polls of a running operation, at the start
+
+    def poll(self, ref: AppRef) -> AppStatus:
+        """One look at the operation started last (one request): `operation_in_progress` False
+        means it ended, and this status is the final one. What `wait` and the watcher repeat."""
+        ...
+
     def wait(self, ref: AppRef, *, timeout: float, on_progress: ProgressCallback | None = None) -> AppStatus:
         """Until the operation is no longer in progress (Argo CD `app wait --operation` rule)."""
         ...

@@ -47,6 +47,7 @@ class Inflight:
     message_channel: str | None = None
     message_ts: str | None = None
     message: Mapping[str, Any] | None = None  # the last text + blocks shown in that message
+    watch: Mapping[str, Any] | None = None  # an operation the watcher follows: how to pick it up again
 
 
 class InflightRequests:
@@ -79,6 +80,14 @@ class InflightRequests:
                 "UPDATE inflight_requests SET message_channel = ?, message_ts = ?, message = ? "
                 "WHERE correlation_id = ?",
                 [channel, ts, text if len(text) <= _MAX_MESSAGE else None, correlation_id],
+            )
+
+    def watching(self, correlation_id: str, spec: Mapping[str, Any]) -> None:
+        """The request's operation is now followed by the watcher (see handlers/follow.py)."""
+        with self._db.transaction() as db:
+            db.execute(
+                "UPDATE inflight_requests SET watch = ? WHERE correlation_id = ?",
+                [json.dumps(spec), correlation_id],
             )
 
     def settle(self, correlation_id: str, write_result: Callable[[], object]) -> bool:
@@ -116,6 +125,7 @@ class InflightRequests:
 
 def _inflight(row: Mapping[str, Any]) -> Inflight:
     message = json.loads(row["message"]) if row["message"] else None
+    watch = json.loads(row["watch"]) if row.get("watch") else None
     return Inflight(
         correlation_id=row["correlation_id"],
         started_id=row["started_id"],
@@ -131,4 +141,5 @@ def _inflight(row: Mapping[str, Any]) -> Inflight:
         message_channel=row["message_channel"],
         message_ts=row["message_ts"],
         message=message if isinstance(message, dict) else None,
+        watch=watch if isinstance(watch, dict) else None,
     )

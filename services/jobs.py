@@ -48,8 +48,12 @@ class _Job:
 
 
 class JobRunner:
-    def __init__(self, *, workers: int, queue_limit: int) -> None:
+    def __init__(
+        self, *, workers: int, queue_limit: int, on_wait: Callable[[float], None] | None = None
+    ) -> None:
+        """`on_wait(seconds)`: how long each job queued before a worker took it (a metric)."""
         self._workers = workers
+        self._on_wait = on_wait
         # Running + queued jobs; a semaphore keeps the check-and-submit atomic.
         self._capacity = workers + queue_limit
         self._slots = threading.BoundedSemaphore(self._capacity)
@@ -128,13 +132,23 @@ class JobRunner:
                 if self._abandoned:
                     continue  # past the shutdown deadline: never start new work
                 job.started = time.monotonic()
+                waited = job.started - job.accepted
             try:
+                self._report_wait(waited)
                 job.ctx.run(self._guarded, job.fn, job.name)
             finally:
                 with self._lock:
                     del self._jobs[job.id]
                     self._changed.notify_all()
                 self._slots.release()
+
+    def _report_wait(self, seconds: float) -> None:
+        if self._on_wait is None:
+            return
+        try:
+            self._on_wait(seconds)
+        except Exception:  # a metric must never stop the job it measures
+            log.exception("queue wait callback failed")
 
     @staticmethod
     def _guarded(fn: Callable[[], None], name: str) -> None:

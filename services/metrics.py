@@ -11,6 +11,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 # Ack latency buckets focus on the range that matters against Slack's 3 s limit.
 _ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+# Queue waits run from nothing (a free worker) to minutes (every worker busy behind slow jobs).
+_WAIT_BUCKETS = (0.001, 0.005, 0.025, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
 class Metrics:
@@ -46,12 +48,35 @@ class Metrics:
         self.jobs_active = Gauge(
             "gitops_bot_jobs_active", "Background jobs running or queued", registry=self.registry
         )
+        self.watches_active = Gauge(
+            "gitops_bot_watches_active",
+            "Running operations (syncs, rollbacks, reconciles) the bot is following",
+            registry=self.registry,
+        )
+        self.job_queue_wait = Histogram(
+            "gitops_bot_job_queue_wait_seconds",
+            "Time a background job waited in the queue before a worker took it",
+            buckets=_WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.coalesced = Counter(
+            "gitops_bot_coalesced_requests",
+            "Backend reads answered by an identical request already in flight or by the read cache",
+            ["backend", "operation"],
+            registry=self.registry,
+        )
 
     def observe_command(self, subcommand: str, outcome: str) -> None:
         self.commands.labels(subcommand=subcommand, outcome=outcome).inc()
 
     def observe_ack(self, kind: str, seconds: float) -> None:
         self.ack_latency.labels(kind=kind).observe(seconds)
+
+    def observe_queue_wait(self, seconds: float) -> None:
+        self.job_queue_wait.observe(seconds)
+
+    def observe_coalesced(self, backend: str, operation: str) -> None:
+        self.coalesced.labels(backend=backend, operation=operation).inc()
 
     @contextmanager
     def backend_call(self, backend: str, operation: str) -> Iterator[None]:

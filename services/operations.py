@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -14,6 +14,7 @@ from services.apps import AppResolver
 from services.backend import AppRef, AppStatus, ProgressCallback, RollbackPlan, SyncRequest
 from services.errors import BackendUnavailable, GitOpsBotError, UserError
 from services.holds import Hold, HoldStore
+from services.watcher import Reservation, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,6 @@ class Overview:
     unreachable: tuple[str, ...]  # "Argo CD main: connection refused"
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    ref: AppRef
-    phase: str
-    message: str = ""
-
-
 class GitOpsService:
     def __init__(
         self,
@@ -42,9 +36,14 @@ class GitOpsService:
         *,
         sync_timeout: timedelta,
         batch_concurrency: int,
+        watcher: Watcher | None = None,
+        on_coalesced: Callable[[AppRef], None] | None = None,
     ) -> None:
         self.resolver = resolver
         self.holds = holds
+        self.watcher = watcher or Watcher()
+        self._reads: dict[AppRef, Future[AppStatus]] = {}
+        self._on_coalesced = on_coalesced
         self.sync_timeout = sync_timeout.total_seconds()
         self.batch_concurrency = batch_concurrency
         self._lock = threading.Lock()
@@ -74,6 +73,26 @@ class GitOpsService:
     def status(self, ref: AppRef, *, refresh: bool = False) -> AppStatus:
         return self.resolver.backend(ref).get(ref, refresh=refresh)
 
+    def status_later(self, ref: AppRef) -> Future[AppStatus]:
+        """The app's status, read off the caller's thread; identical reads in flight share one
+        request (a slow Argo CD asked about one app by fifty people is asked once)."""
+        with self._lock:
+            shared = self._reads.get(ref)
+            if shared is not None:
+                if self._on_coalesced is not None:
+                    self._on_coalesced(ref)
+                return shared
+            backend = self.resolver.backend(ref)
+            future = self.watcher.submit(lambda: backend.get(ref))
+            self._reads[ref] = future
+        future.add_done_callback(lambda _: self._read_done(ref, future))
+        return future
+
+    def _read_done(self, ref: AppRef, future: Future[AppStatus]) -> None:
+        with self._lock:
+            if self._reads.get(ref) is future:
+                del self._reads[ref]
+
     def overview(self, *, selector: str | None = None, project: str | None = None) -> Overview:
         """One list request per backend instance; an unreachable instance is named, not fatal."""
         backends = self.resolver.backends
@@ -97,6 +116,24 @@ class GitOpsService:
         """Ask for the sync; returns at once. Refusals (in progress, denied) raise before anything runs."""
         return self.resolver.backend(ref).sync(ref, request)
 
+    def follow(
+        self,
+        ref: AppRef,
+        reservation: Reservation,
+        *,
+        on_progress: Callable[[AppStatus], None],
+        on_done: Callable[[AppStatus], None],
+        on_error: Callable[[BaseException], None],
+    ) -> int:
+        """Hand an operation already started to the watcher (no thread waits for it)."""
+        backend = self.resolver.backend(ref)
+        label = "Argo CD" if backend.kind == "argocd" else "Flux"
+        return self.watcher.watch(
+            reservation, ref, lambda: backend.poll(ref), what=f"{label} {backend.instance}",
+            interval=backend.poll_interval, timeout=self.sync_timeout,
+            on_progress=on_progress, on_done=on_done, on_error=on_error,
+        )  # fmt: skip
+
     def wait(self, ref: AppRef, *, on_progress: ProgressCallback | None = None) -> AppStatus:
         return self.resolver.backend(ref).wait(ref, timeout=self.sync_timeout, on_progress=on_progress)
 
@@ -107,35 +144,6 @@ class GitOpsService:
         if on_progress:
             on_progress(started)
         return self.wait(ref, on_progress=on_progress)
-
-    def batch_sync(
-        self,
-        refs: list[AppRef],
-        request: SyncRequest,
-        *,
-        on_result: Callable[[BatchResult], None],
-    ) -> list[BatchResult]:
-        """Sync many apps, at most `batch_concurrency` at once; each result reported as it lands."""
-        results: list[BatchResult] = []
-        lock = threading.Lock()
-
-        def one(ref: AppRef) -> None:
-            try:
-                final = self.sync(ref, request)
-                op = final.operation
-                result = BatchResult(ref, op.phase if op else "Succeeded", op.message if op else "")
-            except GitOpsBotError as exc:
-                result = BatchResult(ref, "Skipped", str(exc))
-            except Exception:  # one app's bug must not stop the batch
-                log.exception("batch sync item failed", extra={"app": ref.display})
-                result = BatchResult(ref, "Error", "internal error")
-            with lock:
-                results.append(result)
-            on_result(result)
-
-        with ThreadPoolExecutor(max_workers=self.batch_concurrency, thread_name_prefix="batch-sync") as pool:
-            list(pool.map(one, refs))
-        return results
 
     def plan_rollback(self, ref: AppRef, to: str | None) -> RollbackPlan:
         return self.resolver.backend(ref).plan_rollback(ref, to)

@@ -285,69 +285,106 @@ def _card(slack: FakeSlack, needle: str) -> str:
     )
 
 
-@pytest.mark.parametrize("argocd", [30.0], indirect=True)
-def test_a_sync_cut_off_by_shutdown_is_unknown_and_its_card_says_so(
+def _db_rows(db: Path, sql: str) -> list[dict[str, object]]:
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql)]
+    finally:
+        conn.close()
+
+
+def _watched(db: Path) -> None:
+    """Until the running sync is handed to the watcher (and so can be followed again)."""
+    sql = "SELECT watch FROM inflight_requests WHERE watch IS NOT NULL"
+    _wait_for("the sync to be watched", lambda: bool(_db_rows(db, sql)), 20)
+
+
+def _final_row(db: Path, started_id: object) -> dict[str, object]:
+    sql = f"SELECT * FROM audit_events WHERE request_id = {int(str(started_id))} AND outcome = 'ok'"  # noqa: S608
+    _wait_for("the sync's final row", lambda: bool(_db_rows(db, sql)), 30)
+    return _db_rows(db, sql)[0]
+
+
+@pytest.mark.parametrize("argocd", [8.0], indirect=True)
+def test_a_sync_running_at_shutdown_is_noted_then_followed_to_its_end_after_a_restart(
     tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
 ) -> None:
+    db = tmp_path / "audit.db"
     bot = start_bot("1s")
     _sync_running(bot, slack)
+    _watched(db)
     bot.proc.send_signal(signal.SIGTERM)
-    assert bot.proc.wait(timeout=15) == 0, "".join(bot.lines)
+    assert bot.proc.wait(timeout=15) == 0, "".join(bot.lines)  # no waiting for the 8 s sync
 
-    rows = [dict(r) for r in _audit_rows(tmp_path / "audit.db") if r["action"] == "sync"]
+    rows = [dict(r) for r in _audit_rows(db) if r["action"] == "sync"]
     assert [r["outcome"] for r in rows] == ["started", "unknown"], rows
-    started, ended = rows
-    assert ended["request_id"] == started["id"]  # the result names the request it ends
+    started, noted = rows
+    assert noted["request_id"] == started["id"]
     for row in rows:
         assert (row["user_id"], row["channel"], row["target"], row["command"]) == (
             "U0ALICE", "C0DEPLOYS", "web", "sync web",
         )  # fmt: skip
-    assert "shut down" in ended["detail"]
-    _chain_ok(tmp_path / "audit.db")
-    card = _card(slack, "outcome is unknown")
-    assert "`/gitops status web`" in card
-    assert argocd.requests("/api/v1/applications/web/sync")  # Argo CD did get the sync
+    assert "still running in Argo CD main" in noted["detail"]
+    assert "Still running in Argo CD main when gitops-bot stopped" in _card(slack, "Still running")
+
+    start_bot("1s")  # picks the sync up where Argo CD has got to, and finishes its card and row
+    assert "Succeeded" in _card(slack, "Succeeded")
+    final = _final_row(db, started["id"])
+    assert (final["user_id"], final["target"]) == ("U0ALICE", "web")
+    _chain_ok(db)
+    assert len(argocd.requests("/api/v1/applications/web/sync")) == 1  # followed, not started again
 
 
-@pytest.mark.parametrize("argocd", [30.0], indirect=True)
-def test_a_sync_cut_off_by_kill_9_is_reported_at_the_next_start(
+@pytest.mark.parametrize("argocd", [8.0], indirect=True)
+def test_a_sync_cut_off_by_kill_9_is_followed_again_at_the_next_start(
     tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
 ) -> None:
+    db = tmp_path / "audit.db"
     bot = start_bot("1s")
     _sync_running(bot, slack)
+    _watched(db)
     bot.proc.kill()  # SIGKILL: no shutdown code runs at all
     bot.proc.wait(timeout=10)
-    db = tmp_path / "audit.db"
-    conn = sqlite3.connect(db)
-    conn.row_factory = sqlite3.Row
-    try:  # the request was recorded when it was accepted, before Argo CD ran it
-        rows = [dict(r) for r in conn.execute("SELECT * FROM audit_events WHERE action = 'sync'")]
-    finally:
-        conn.close()
+    # The request was recorded when it was accepted, before Argo CD ran it.
+    rows = _db_rows(db, "SELECT * FROM audit_events WHERE action = 'sync'")
     assert [(r["outcome"], r["user_id"], r["target"]) for r in rows] == [("started", "U0ALICE", "web")]
 
+    start_bot("1s")
+    assert "Succeeded" in _card(slack, "Succeeded")  # the same card, finished
+    final = _final_row(db, rows[0]["id"])
+    assert (final["user_id"], final["target"], final["command"]) == ("U0ALICE", "web", "sync web")
+    _chain_ok(db)
+
+
+def test_a_request_killed_before_its_operation_started_is_reported_at_the_next_start(
+    tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
+) -> None:
+    db = tmp_path / "audit.db"
+    bot = start_bot("1s")
+    argocd.set_latency(5)  # the sync request itself is still in flight when the bot dies
+    sender = SlackSender(f"http://127.0.0.1:{bot.port}/slack/events", SIGNING_SECRET, slack)
+    assert sender.slash("sync web").status == 200
+    sql = "SELECT * FROM audit_events WHERE action = 'sync'"
+    _wait_for("the started row", lambda: bool(_db_rows(db, sql)), 10)
+    bot.proc.kill()
+    bot.proc.wait(timeout=10)
+    argocd.set_latency(0)
+
     start_bot("1s")  # the next start finds it and closes it
-    card = _card(slack, "restarted before this finished")
-    assert "outcome is unknown" in card
-    assert "`/gitops status web` and `/gitops history web`" in card
-    assert "sync_" not in card  # the card keeps its content, without buttons
-
-    def reported() -> bool:
-        store = AuditStore(db)
-        try:
-            return any(r.outcome == "unknown" for r in store.recent(limit=10))
-        finally:
-            store.close()
-
-    _wait_for("the unknown row", reported, 10)
-    store = AuditStore(db)
-    try:
-        ended = next(r for r in store.recent(limit=10) if r.outcome == "unknown")
-        assert (ended.user_id, ended.target, ended.request_id) == ("U0ALICE", "web", rows[0]["id"])
-        assert "killed or crashed" in ended.detail
-        assert store.verify().ok
-    finally:
-        store.close()
+    slack.wait_for(
+        lambda f: any("restarted before this finished" in m.text for m in f.ephemeral("U0ALICE")), timeout=20
+    )
+    shown = "\n".join(m.text for m in slack.ephemeral("U0ALICE"))
+    assert "outcome is unknown" in shown
+    assert "`/gitops status web` and `/gitops history web`" in shown
+    sql_unknown = "SELECT * FROM audit_events WHERE outcome = 'unknown'"
+    _wait_for("the unknown row", lambda: bool(_db_rows(db, sql_unknown)), 10)
+    [ended] = _db_rows(db, sql_unknown)
+    started = _db_rows(db, sql)[0]
+    assert (ended["user_id"], ended["target"], ended["request_id"]) == ("U0ALICE", "web", started["id"])
+    assert "killed or crashed" in str(ended["detail"])
+    _chain_ok(db)
 
 
 # -- the pool's side of it, in-process -----------------------------------------------------------------

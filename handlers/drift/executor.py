@@ -10,7 +10,6 @@ from slack_sdk.errors import SlackApiError
 
 from handlers.blocks import Reply, message, section
 from handlers.caller import Caller
-from handlers.cards import sync_card
 from handlers.clicks import Click, ClickHandler, register_click
 from handlers.conversation import Conversation
 from handlers.deps import Deps, Executor
@@ -23,9 +22,10 @@ from handlers.drift.views import (
     incident_card,
     open_incidents_reply,
 )
+from handlers.follow import start_and_follow
 from handlers.gitops.diff import diff_reply
 from handlers.grammar.parser import CommandRequest
-from services.backend import AppStatus, SyncRequest
+from services.backend import SyncRequest
 from services.diffing.render import render_changes, render_unified_text
 from services.drift.store import Incident, IncidentStore
 from services.errors import UserError
@@ -71,15 +71,13 @@ def _sync(deps: Deps, store: IncidentStore, click: Click, conversation: Conversa
     if deps.authz is not None:  # permission-checked for whoever clicked
         note = deps.authz.target(click.caller, "sync", ref, now=deps.clock()).note or None
     request = SyncRequest(initiated_by=click.caller.user_name or click.caller.user_id)
-
-    def card(status: AppStatus | None) -> Reply:
-        return sync_card(ref, request, user=click.caller.user_id, status=status, note=note)
-
-    started = deps.ops.start_sync(ref, request)
+    ops = deps.ops
     # In the alert's thread: the alert stays where it is, and the scans keep editing it.
-    conversation.announce(card(started), thread_ts=incident.thread_ts or incident.message_ts)
-    final = deps.ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
-    return card(final), incident.app
+    reply = start_and_follow(
+        deps, conversation, ref, lambda: ops.start_sync(ref, request), request=request,
+        user=click.caller.user_id, note=note, thread_ts=incident.thread_ts or incident.message_ts,
+    )  # fmt: skip
+    return reply, incident.app
 
 
 def _diff(deps: Deps, store: IncidentStore, click: Click) -> tuple[Reply, str]:

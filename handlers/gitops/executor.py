@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 from handlers import messages as msg
 from handlers.blocks import Reply, escape, plain_notice
 from handlers.caller import Caller
-from handlers.cards import short_rev, sync_card
+from handlers.cards import short_rev
 from handlers.conversation import Conversation
 from handlers.deps import Deps, Executor
+from handlers.follow import DEFERRED, complete, start_and_follow
+from handlers.gitops.batch import BatchFollower
 from handlers.gitops.diff import diff_fits_inline, diff_reply, history_reply
 from handlers.gitops.status import status_detail, status_overview
 from handlers.gitops.sync import BatchItem, batch_card
@@ -18,13 +23,13 @@ from services.access.locks import Lock
 from services.backend import AppRef, AppStatus, SyncRequest
 from services.diffing.render import render_changes, render_unified_text
 from services.errors import PermissionDenied, UserError
-from services.operations import BatchResult, GitOpsService
+from services.operations import GitOpsService
 from services.validation import format_selector
 
 
 def gitops_executors(deps: Deps, ops: GitOpsService) -> dict[str, Executor]:
     return {
-        "status": lambda r, c, conv: _status(Ctx(deps, ops, r, c)),
+        "status": lambda r, c, conv: _status(Ctx(deps, ops, r, c), conv),
         "sync": lambda r, c, conv: _sync(Ctx(deps, ops, r, c), conv),
         "diff": lambda r, c, conv: _diff(Ctx(deps, ops, r, c), conv),
         "history": lambda r, c, conv: _history(Ctx(deps, ops, r, c)),
@@ -54,11 +59,24 @@ class Ctx:
         ).note
 
 
-def _status(ctx: Ctx) -> Reply:
+def _status(ctx: Ctx, conversation: Conversation) -> Reply:
     ops, request = ctx.ops, ctx.request
     if request.app:
         ref, _ = ctx.target("status")
-        return status_detail(ops.status(ref), locks=_locks_for(ctx, ref))
+        locks = _locks_for(ctx, ref)
+        # Read off this worker: a slow backend must not hold it, and identical reads share one.
+        future = ops.status_later(ref)
+        if future.done():
+            return status_detail(future.result(), locks=locks)
+
+        def answer(read: Future[AppStatus]) -> None:
+            reply = partial(complete, conversation, lambda: status_detail(read.result(), locks=locks))
+            # Fifty people waiting on one read are answered by the pool, not one after another here.
+            if not ctx.deps.jobs.submit(reply, name="status"):
+                reply()
+
+        future.add_done_callback(answer)
+        return DEFERRED
     selector = format_selector(request.selector) if request.selector else None
     overview = ops.overview(selector=selector, project=request.project)
     title = (
@@ -86,14 +104,9 @@ def _sync(ctx: Ctx, conversation: Conversation) -> Reply:
         return _batch(ctx, conversation, sync)
     ref, note = ctx.target("sync")
     before = ops.status(ref).revision
-
-    def card(status: AppStatus | None) -> Reply:
-        return sync_card(ref, sync, user=caller.user_id, status=status, before=before, note=note or None)
-
-    started = ops.start_sync(ref, sync)  # a refusal stays an ephemeral error: nothing public yet
-    conversation.announce(card(started))
-    final = ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
-    return card(final)
+    # A refusal to start stays an ephemeral error: nothing public yet.
+    return start_and_follow(ctx.deps, conversation, ref, lambda: ops.start_sync(ref, sync), request=sync,
+                            user=caller.user_id, before=before, note=note or None)  # fmt: skip
 
 
 def _batch(ctx: Ctx, conversation: Conversation, sync: SyncRequest) -> Reply:
@@ -112,18 +125,11 @@ def _batch(ctx: Ctx, conversation: Conversation, sync: SyncRequest) -> Reply:
             continue
         refs.append(app.ref)
         items[app.ref] = BatchItem(app.ref, "Running")
-    conversation.announce(
-        batch_card(selector, list(items.values()), user=caller.user_id, dry_run=sync.dry_run)
-    )
 
-    def landed(result: BatchResult) -> None:
-        items[result.ref] = BatchItem(result.ref, result.phase, result.message)
-        conversation.update(
-            batch_card(selector, list(items.values()), user=caller.user_id, dry_run=sync.dry_run)
-        )
+    def card(shown: Sequence[BatchItem]) -> Reply:
+        return batch_card(selector, shown, user=caller.user_id, dry_run=sync.dry_run)
 
-    ops.batch_sync(refs, sync, on_result=landed)
-    return batch_card(selector, list(items.values()), user=caller.user_id, dry_run=sync.dry_run)
+    return BatchFollower(ctx.deps, conversation, items, refs, sync, card).run()
 
 
 def _diff(ctx: Ctx, conversation: Conversation) -> Reply:
@@ -164,13 +170,13 @@ def _resume(ctx: Ctx, conversation: Conversation) -> Reply:
     title = msg.RESUME_TITLE.format(app=ref.name)
     before = ops.status(ref).revision
 
-    def card(status: AppStatus | None) -> Reply:
-        return sync_card(ref, sync, user=caller.user_id, status=status, before=before, title=title)
+    def start() -> AppStatus:
+        started = ops.resolver.backend(ref).resume(ref)
+        ops.forget_suspend_holds(ref, user=caller.user_id)
+        return started
 
-    started = ops.resolver.backend(ref).resume(ref)
-    ops.forget_suspend_holds(ref, user=caller.user_id)
-    conversation.announce(card(started))
-    return card(ops.wait(ref, on_progress=lambda s: conversation.update(card(s))))
+    return start_and_follow(ctx.deps, conversation, ref, start, request=sync, user=caller.user_id,
+                            before=before, title=title)  # fmt: skip
 
 
 def _locks_for(ctx: Ctx, ref: AppRef) -> list[Lock]:

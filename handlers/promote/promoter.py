@@ -8,6 +8,7 @@ and the card says so. The requester's right to promote is checked again before t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from functools import partial
@@ -21,6 +22,7 @@ from handlers.blocks import Reply, escape, escape_except_mentions
 from handlers.cards import short_rev
 from handlers.conversation import Conversation
 from handlers.deps import Deps
+from handlers.follow import Render, RendererFactory, follow
 from handlers.promote.views import PromotionView, promotion_card
 from services.access.locks import Lock
 from services.backend import AppStatus, SyncRequest
@@ -136,12 +138,19 @@ class Promoter:
         stopped = self._stopped(promotion)
         if stopped is not None:
             return self._not_committed(promotion, stopped)
+        ops = self.deps.ops
+        assert ops is not None
         author_name, author_email = _profile(conversation, promotion.requester)
+        try:
+            reservation = ops.watcher.reserve()  # following the deploy must be possible before we commit
+        except UserError as exc:
+            return self._not_committed(promotion, escape(exc.message))
         try:
             sha = self.service.commit(
                 promotion, approvers=promotion.approvals, author_name=author_name, author_email=author_email
             )
         except (UserError, BackendUnavailable) as exc:  # a conflict, Git down: nothing was pushed
+            reservation.release()
             why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
             return self._not_committed(promotion, escape(why))
         promotion = self.store.mark(promotion.id, "committed", commit_sha=sha)
@@ -150,18 +159,33 @@ class Promoter:
         conversation.update(self.view(promotion, None, state="committed", note=note))
         lock = self.blocking_lock(promotion)  # a freeze set during the commit still stops the deploy
         if lock is not None:
+            reservation.release()
             return self._not_deployed(promotion, sha, lock)
-        ops = self.deps.ops
-        assert ops is not None
         ref = self.service.target_ref(promotion)
-        request = SyncRequest(initiated_by=name or who)
-        final = ops.sync(
-            ref, request, on_progress=lambda s: conversation.update(self._syncing(promotion, note, s))
-        )
-        phase = final.operation.phase if final.operation else "Succeeded"
-        card = self.view(promotion, None, state="committed", note=f"{note}\nDeploy: *{escape(phase)}*")
-        return replace(card, detail=f"promotion {promotion.id}: commit {short_rev(sha)}, deploy {phase}",
-                       failed=phase != "Succeeded")  # fmt: skip
+        try:
+            ops.start_sync(ref, SyncRequest(initiated_by=name or who))
+        except GitOpsBotError:
+            reservation.release()
+            raise
+        spec = {"kind": "promotion", "promotion": promotion.id, "note": note, "sha": sha}
+        return follow(self.deps, conversation, ref, reservation, self.deploy_card(promotion, note, sha),
+                      spec=spec)  # fmt: skip
+
+    def deploy_card(self, promotion: Promotion, note: str, sha: str) -> Render:
+        """The card while the deploy runs, and once it ended (with the audit detail)."""
+
+        def render(status: AppStatus | None, extra: str) -> Reply:
+            if status is None or status.operation_in_progress:
+                if extra:  # the watch ended before the deploy did
+                    return self.view(promotion, None, state="committed", note=f"{note}\n{extra}")
+                return self._syncing(promotion, note, status)
+            phase = status.operation.phase if status.operation else "Succeeded"
+            shown = f"{note}\nDeploy: *{escape(phase)}*" + (f"\n{extra}" if extra else "")
+            card = self.view(promotion, None, state="committed", note=shown)
+            return replace(card, detail=f"promotion {promotion.id}: commit {short_rev(sha)}, deploy {phase}",
+                           failed=phase != "Succeeded")  # fmt: skip
+
+        return render
 
     def close_redundant(self, client: WebClient, done: Promotion) -> None:
         """Other open requests for the same app and environment with nothing left to promote now
@@ -201,9 +225,21 @@ class Promoter:
         detail = f"promotion {promotion.id}: commit {short_rev(sha)}, not deployed: {lock.scope} locked"
         return replace(card, detail=detail, failed=True)
 
-    def _syncing(self, promotion: Promotion, note: str, status: Any) -> Reply:
-        phase = status.operation.phase if status.operation else "Running"
+    def _syncing(self, promotion: Promotion, note: str, status: AppStatus | None) -> Reply:
+        phase = status.operation.phase if status is not None and status.operation else "Running"
         return self.view(promotion, None, state="committed", note=f"{note}\nDeploy: {escape(phase)}…")
+
+
+def promotion_renderer(promoter: Promoter) -> RendererFactory:
+    """Draws a promotion's deploy card again after a restart (see handlers/follow.py)."""
+
+    def factory(deps: Deps, spec: Mapping[str, Any]) -> Render:
+        promotion = promoter.store.get(str(spec["promotion"]))
+        if promotion is None:
+            raise UserError(f"promotion {spec['promotion']} is no longer known")
+        return promoter.deploy_card(promotion, str(spec.get("note") or ""), str(spec.get("sha") or ""))
+
+    return factory
 
 
 def _plain(mrkdwn: str) -> str:

@@ -9,10 +9,11 @@ from slack_bolt import App
 from handlers import messages as msg
 from handlers.blocks import Reply, escape, plain_notice
 from handlers.caller import Caller
-from handlers.cards import short_rev, sync_card
+from handlers.cards import short_rev
 from handlers.clicks import Click, register_click
 from handlers.conversation import Conversation
 from handlers.deps import Deps, Executor
+from handlers.follow import start_and_follow
 from handlers.grammar.parser import CommandRequest
 from handlers.recording import target_of
 from handlers.rollback.views import (
@@ -111,25 +112,24 @@ def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
     before = plan.current.revision if plan.current else None
     title = rollback_run_title(plan)
 
-    def card(status: AppStatus | None = None) -> Reply:
-        return sync_card(ref, request, user=user, status=status, note=note, before=before, title=title)
-
-    started = ops.start_rollback(plan, initiated_by=click.caller.user_name or user)
-    # The confirm card (ephemeral) now points at the public card instead of offering its buttons.
-    conversation.announce(
-        card(started), pointer=plain_notice(msg.ROLLBACK_STARTED.format(app=escape(ref.name)))
-    )
-    final = ops.wait(ref, on_progress=lambda s: conversation.update(card(s)))
-    if action.payload.get("suspend") and ref.backend == "flux":
+    def suspend_after(final: AppStatus) -> str:
+        if not action.payload.get("suspend") or ref.backend != "flux":
+            return ""
         hold = ops.suspend_after_rollback(ref, user=user, channel=action.channel)
-        note = msg.ROLLBACK_SUSPENDED.format(hold=hold.id, args=escape(ops.resolver.command_args(ref)))
-    reply = card(final)
-    label = rollback_summary(plan).lower() if ref.backend == "flux" else f"rollback to #{plan.to.id}"
-    after = _revision_after(plan, started)
-    detail = f"{label}: {short_rev(before)} → {short_rev(after)}; {reply.detail}"
-    return Reply(
-        reply.text, reply.blocks, reply.response_type, detail=detail, failed=reply.failed
-    ), ref.display
+        return msg.ROLLBACK_SUSPENDED.format(hold=hold.id, args=escape(ops.resolver.command_args(ref)))
+
+    def label(started: AppStatus) -> str:
+        what = rollback_summary(plan).lower() if ref.backend == "flux" else f"rollback to #{plan.to.id}"
+        return f"{what}: {short_rev(before)} → {short_rev(_revision_after(plan, started))}"
+
+    # The confirm card (ephemeral) then points at the public card instead of offering its buttons.
+    by = click.caller.user_name or user
+    reply = start_and_follow(
+        deps, conversation, ref, lambda: ops.start_rollback(plan, initiated_by=by),
+        request=request, user=user, before=before, note=note, title=title, after=suspend_after, label=label,
+        pointer=plain_notice(msg.ROLLBACK_STARTED.format(app=escape(ref.name))),
+    )  # fmt: skip
+    return reply, ref.display
 
 
 def _revision_after(plan: RollbackPlan, started: AppStatus) -> str | None:

@@ -215,7 +215,7 @@ class ArgoCDBackend:
         deadline = self._clock() + timeout
         seen: tuple[str, int] | None = None
         while True:
-            status = self._status(self._get_raw(ref, "read"), ref)
+            status = self.poll(ref)
             if not status.operation_in_progress:
                 return status
             op = status.operation
@@ -229,6 +229,11 @@ class ArgoCDBackend:
                     f"Argo CD {self.instance}", "timed out waiting for the operation; it continues in Argo CD"
                 )
             self._sleep(min(self.poll_interval, left))
+
+    def poll(self, ref: AppRef) -> AppStatus:
+        """The app now; its operation ended when none is in progress (docs §7.4)."""
+        ref = self._resolve(ref)
+        return self._status(self._get_raw(ref, "read"), ref)
 
     def terminate(self, ref: AppRef) -> None:
         ref = self._resolve(ref)

@@ -290,34 +290,43 @@ class FluxBackend:
         operation = rc.operation("Running", "reconcile requested", pending, patched, kind)
         return replace(self._status(patched, kind, source), operation=operation, operation_in_progress=True)
 
+    def poll(self, ref: AppRef) -> AppStatus:
+        """One look per docs §2: the request is handled and final, or still running (a failure
+        counts as final as soon as the controller handled the request)."""
+        ref, kind = self._resolve(ref)
+        pending = self._pending_for(ref)
+        obj = self._get(ref, kind)
+        if pending is None:
+            pending = rc.Request.implicit(obj)
+            self._remember(ref, pending)  # the next look judges the same request
+        verdict = rc.assess(obj, kind, token=pending.token, generation=pending.generation)
+        if verdict.finished:
+            self._remember(ref, None)
+            operation = rc.operation(verdict.phase, verdict.message, pending, obj, kind)
+            final = self._status(obj, kind, self._source(obj, kind))
+            return replace(final, operation=operation, operation_in_progress=False)
+        operation = rc.operation("Running", verdict.message, pending, obj, kind)
+        return replace(self._status(obj, kind, None), operation=operation, operation_in_progress=True)
+
     def wait(self, ref: AppRef, *, timeout: float, on_progress: ProgressCallback | None = None) -> AppStatus:
         """Poll per docs §2 until the request is handled and final; failures return at once."""
-        ref, kind = self._resolve(ref)
         deadline = self._clock() + timeout
-        pending = self._pending_for(ref)
         seen: tuple[str, str] | None = None
         while True:
-            obj = self._get(ref, kind)
-            if pending is None:
-                pending = rc.Request.implicit(obj)
-            verdict = rc.assess(obj, kind, token=pending.token, generation=pending.generation)
-            if verdict.finished:
-                self._remember(ref, None)
-                operation = rc.operation(verdict.phase, verdict.message, pending, obj, kind)
-                final = self._status(obj, kind, self._source(obj, kind))
-                return replace(final, operation=operation, operation_in_progress=False)
-            if on_progress is not None and (verdict.phase, verdict.message) != seen:
-                operation = rc.operation("Running", verdict.message, pending, obj, kind)
-                on_progress(
-                    replace(self._status(obj, kind, None), operation=operation, operation_in_progress=True)
-                )
-            seen = (verdict.phase, verdict.message)
+            status = self.poll(ref)
+            if not status.operation_in_progress:
+                return status
+            op = status.operation
+            key = (op.phase, op.message) if op else ("", "")
+            if on_progress is not None and key != seen:
+                on_progress(status)
+            seen = key
             left = deadline - self._clock()
             if left <= 0:
                 raise BackendUnavailable(
                     f"Flux {self.instance}",
-                    f"timed out after {timeout:.0f}s waiting for {object_path(ref)} ({verdict.message}); "
-                    "Flux carries on",
+                    f"timed out after {timeout:.0f}s waiting for {object_path(ref)} "
+                    f"({op.message if op else 'running'}); Flux carries on",
                 )
             self._sleep(min(self.poll_interval, left))
 

@@ -295,6 +295,10 @@ class OperationsSettings(_Section):
     batch_concurrency: WholeNumber = Field(default=5, ge=1, le=50)
     confirm_ttl: PositiveDuration = timedelta(minutes=15)
     hold_reminder: Annotated[Duration, at_least(timedelta(minutes=1))] = timedelta(hours=4)
+    # How long a status list (status --all, --selector) may be reused; 0s: never, though
+    # identical reads in flight are still shared. The bot's own writes clear it at once.
+    read_cache: Duration = timedelta(seconds=5)
+    max_watches: WholeNumber = Field(default=500, ge=1)  # running operations followed at once
 
 
 class GitSettings(_Section):

@@ -239,6 +239,11 @@ def _promotion_force(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE promotions ADD COLUMN forced_by TEXT")
 
 
+def _inflight_watch(db: sqlite_utils.Database) -> None:
+    # How to follow a running operation again after a restart (what it is, how its card is drawn).
+    db.execute("ALTER TABLE inflight_requests ADD COLUMN watch TEXT")
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -253,4 +258,5 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (10, "pending_findings: first sight of Git-ahead drift, for drift.git_grace", _pending_findings),
     (11, "seen_requests.expires_at: Slack deliveries are run once", _seen_deliveries),
     (12, "promotions.forced_by: a lock overridden with --force at request", _promotion_force),
+    (13, "inflight_requests.watch: operations followed again after a restart", _inflight_watch),
 )
