@@ -38,6 +38,7 @@ bench: $(STAMP_RUN)
 	$(BIN)/python bench/argocd_scale.py
 	$(BIN)/python bench/flux_scale.py
 	$(BIN)/python bench/audit.py
+	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/promotion.py
 	$(BIN)/python bench/drift_scan.py
 

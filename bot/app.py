@@ -51,6 +51,9 @@ from services.access.replay import ReplayGuard
 from services.audit.trail import AuditStore
 from services.backend import GitOpsBackend
 from services.drift.store import IncidentStore
+from services.extensions.context import PluginContext
+from services.extensions.events import audit_listener
+from services.extensions.manager import PluginFailed
 from services.git import RepoCache
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
@@ -222,6 +225,8 @@ class Runtime:
             helper.join(timeout=HELPER_JOIN_SECONDS)
         if self.repos is not None:
             self.repos.close()
+        if self.deps.extensions is not None:
+            self.deps.extensions.shutdown()  # notifiers stop delivering; their outboxes stay in the database
         # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
         # add its own row after its interrupted one (it finds the database closed instead).
         with self.database.lock:
@@ -287,12 +292,27 @@ def build_runtime(
         locks=built.locks,
         redact=redact,
         inflight=InflightRequests(database, owner=process_identity()),
-        authz=Authorizer(policy, locks=built.locks, resolver=built.ops.resolver),
+        extensions=loaded.extensions,
+        authz=Authorizer(
+            policy, locks=built.locks, resolver=built.ops.resolver, extensions=loaded.extensions
+        ),
         rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
     )
+    try:
+        loaded.extensions.configure(settings, PluginContext(database, deps.clock, loaded.secrets.named))
+    except PluginFailed as exc:
+        database.close()
+        jobs.close(timeout=0)
+        # A built-in's own words are safe to show (a secret_env that is not set, say); a third
+        # party's are only logged: they could hold anything.
+        said = f": {exc.__cause__}" if exc.plugin.startswith("builtin-") and exc.__cause__ else ""
+        raise StartupError(f"{exc}{said}; see the log line above for what it said") from None
+    audit.subscribe(audit_listener(loaded.extensions))  # every audited event, typed, to the notifiers
     # Executors need deps (pending buttons, settings); the mapping is filled once, before serving.
     ops_or_none = built.ops if built.backends else None
-    executors.update(builtin_executors(settings, deps.version, ops_or_none, policy))
+    executors.update(
+        builtin_executors(settings, deps.version, ops_or_none, policy, loaded.extensions.plugins)
+    )
     if built.backends:
         executors.update(gitops_executors(deps, built.ops))
         executors["rollback"] = rollback_executor(deps, built.ops)
@@ -342,6 +362,7 @@ def build_runtime(
             "version": deps.version,
             "mode": mode,
             "backends": built.ops.known_versions(),
+            "plugins": {p.name: p.version for p in loaded.extensions.plugins if not p.builtin},
             "warnings": runtime.warnings(),
         },
     )

@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from bot.config_expand import expand_env
+from services.extensions.manager import Extensions
 from services.settings.check import check_settings
 from services.settings.errors import Problem
 from services.settings.model import Secrets, Settings
@@ -62,6 +63,7 @@ class LoadedConfig:
     slack_api_url: str | None  # SLACK_API_URL: where the Slack Web API lives (a local fake in tests)
     warnings: tuple[str, ...]
     notes: tuple[str, ...]
+    extensions: Extensions  # built-in and configured plugins, their settings checked
 
 
 def process_environ() -> Mapping[str, str]:
@@ -135,7 +137,12 @@ def _build(
             slack_api_url = TypeAdapter(HttpUrl).validate_python(slack_api_url)
         except ValidationError as exc:
             problems.append(Problem(SLACK_API_URL, exc.errors(include_url=False)[0]["msg"]))
-    if problems or report.settings is None:
+    extensions = None
+    if report.settings is not None:
+        # Plugins named in the file are loaded now, so their own settings are checked with the rest.
+        extensions, plugin_problems = Extensions.load(report.settings)
+        problems += plugin_problems
+    if problems or report.settings is None or extensions is None:
         raise ConfigError(str(p) if p.path else f"{label}: {p.message}" for p in problems)
     settings = report.settings
     warnings = [*(str(w) for w in report.warnings), *_environment_warnings(settings, environ)]
@@ -146,6 +153,7 @@ def _build(
         slack_api_url=slack_api_url,
         warnings=tuple(warnings),
         notes=notes,
+        extensions=extensions,
     )
 
 
@@ -158,13 +166,37 @@ def read_secrets(settings: Settings, environ: Mapping[str, str]) -> Secrets:
     """Slack secrets by fixed names; Argo CD and Git tokens by the names the file gives."""
     argocd = {i.name: s for i in settings.argocd if (s := _secret(environ, i.token_env))}
     git = {r.name: s for r in settings.repositories if (s := _secret(environ, r.credentials_env))}
+    named = {n: s for n in extension_env_names(settings) if (s := _secret(environ, n))}
     return Secrets(
         slack_bot_token=_secret(environ, SLACK_BOT_TOKEN),
         slack_signing_secret=_secret(environ, SLACK_SIGNING_SECRET),
         slack_app_token=_secret(environ, SLACK_APP_TOKEN),
         argocd_tokens=MappingProxyType(argocd),
         git_credentials=MappingProxyType(git),
+        named=MappingProxyType(named),
     )
+
+
+def extension_env_names(settings: Settings) -> set[str]:
+    """Every environment variable a validator, notifier or plugin names with a `*_env` key: their
+    secrets are read here, like every other, and scrubbed from logs."""
+    found: set[str] = set()
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if str(key).endswith("_env") and isinstance(item, str) and item:
+                    found.add(item)
+                else:
+                    walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+
+    walk([v.model_dump() for v in settings.validators])
+    walk([n.model_dump() for n in settings.notifiers])
+    walk(settings.plugin_settings)
+    return found
 
 
 def _environment_warnings(settings: Settings, environ: Mapping[str, str]) -> Iterator[str]:
@@ -187,3 +219,18 @@ def _environment_warnings(settings: Settings, environ: Mapping[str, str]) -> Ite
                 f"repositories[{index}].credentials_env: {repo.credentials_env} is not set; "
                 f"Git access to '{repo.name}' will not be authenticated"
             )
+    for index, notifier in enumerate(settings.notifiers):
+        if notifier.secret_env and not environ.get(notifier.secret_env):
+            yield (
+                f"notifiers[{index}].secret_env: {notifier.secret_env} is not set; the bot will not start "
+                f"(webhook '{notifier.name}' must sign what it sends)"
+            )
+    for index, validator in enumerate(settings.validators):
+        for at, registry in enumerate(getattr(validator, "registries", ())):
+            for key in ("username_env", "password_env"):
+                name = getattr(registry, key)
+                if name and not environ.get(name):
+                    yield (
+                        f"validators[{index}].registries[{at}].{key}: {name} is not set; "
+                        f"registry {registry.host} will be asked anonymously"
+                    )

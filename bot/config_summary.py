@@ -73,6 +73,12 @@ def format_summary(loaded: LoadedConfig) -> str:
     kept = f"{s.audit.retention_days} days" if s.audit.retention_days else "forever"
     lines.append(f"Audit: {s.audit.database} (kept {kept})")
     lines.append(f"Logging: {s.logging.level}")
+    plugins = [p.label for p in loaded.extensions.plugins if not p.builtin]
+    lines.append("Plugins: " + (", ".join(plugins) if plugins else "none (built-in extensions only)"))
+    if s.validators:
+        lines.append("Validators: " + ", ".join(v.kind for v in s.validators))
+    if s.notifiers:
+        lines.append("Notifiers: " + ", ".join(f"{n.kind} {n.name}" for n in s.notifiers))
     for title, items in (("Notes", loaded.notes), ("Warnings", loaded.warnings)):
         if items:
             lines.append(f"{title} ({len(items)}):")

@@ -8,7 +8,7 @@ including button clicks, at click time, for whoever clicked.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from handlers.caller import Caller
 from handlers.grammar.parser import CommandRequest
@@ -16,9 +16,15 @@ from services.access.locks import Lock, LockStore
 from services.access.policy import AccessPolicy
 from services.apps import AppResolver
 from services.backend import AppRef
+from services.errors import UserError
+from services.extensions.manager import Extensions
+from services.extensions.model import Action, Finding, PlannedChange
 
 ANY_ENV = "*"  # a target no configured app maps to: only grants for every environment apply
 LOCKED_ACTIONS = frozenset({"sync", "rollback", "promote"})
+# Promotions run the validators on the full change themselves (handlers/promote/checks.py).
+VALIDATED_ACTIONS = frozenset({"sync", "rollback"})
+_PAST = {"sync": "synced", "rollback": "rolled back"}
 
 
 @dataclass(frozen=True)
@@ -26,10 +32,13 @@ class Clearance:
     env: str | None
     app: str | None
     overridden: Lock | None  # a lock passed with --force (goes into the audit row)
+    findings: tuple[Finding, ...] = ()  # validators' warnings (a check passed with --force, say)
 
     @property
     def note(self) -> str:
-        return f"lock on {self.overridden.scope} overridden with --force" if self.overridden else ""
+        parts = [f"lock on {self.overridden.scope} overridden with --force"] if self.overridden else []
+        parts += [f"{f.validator}: {f.message}" for f in self.findings]
+        return "; ".join(parts)
 
 
 class Authorizer:
@@ -39,10 +48,12 @@ class Authorizer:
         *,
         locks: LockStore | None = None,
         resolver: AppResolver | None = None,
+        extensions: Extensions | None = None,
     ) -> None:
         self.policy = policy
         self._locks = locks
         self._resolver = resolver
+        self._extensions = extensions
 
     def command(self, caller: Caller, request: CommandRequest) -> None:
         """The coarse check, with the scope the command itself names."""
@@ -59,9 +70,17 @@ class Authorizer:
         )
 
     def target(
-        self, caller: Caller, action: str, ref: AppRef, *, force: bool = False, now: datetime | None = None
+        self,
+        caller: Caller,
+        action: str,
+        ref: AppRef,
+        *,
+        force: bool = False,
+        now: datetime | None = None,
+        validate: bool = True,
     ) -> Clearance:
-        """The fine check on a resolved target, then deploy locks for actions locks stop."""
+        """The fine check on a resolved target, then deploy locks for actions locks stop, then the
+        validators for syncs and rollbacks (`validate=False`: a dry run, which changes nothing)."""
         env, app = self._resolver.scope_of(ref) if self._resolver is not None else (None, None)
         mutating = action in LOCKED_ACTIONS or action in ("suspend", "resume")
         self.policy.check(
@@ -76,7 +95,19 @@ class Authorizer:
         if self._locks is not None and action in LOCKED_ACTIONS:
             names = {n for n in (app, ref.name) if n}
             overridden = self._locks.check(env, names, force=force, now=now)
-        return Clearance(env, app, overridden)
+        findings: list[Finding] = []
+        if self._extensions is not None and validate and action in VALIDATED_ACTIONS:
+            at = now or datetime.now(UTC)
+            kind: Action = "sync" if action == "sync" else "rollback"
+            change = PlannedChange(action=kind, ref=ref, app=app, env=env, user=caller.user_id, at=at,
+                                   force=force)  # fmt: skip
+            findings = self._extensions.validate(change)
+            refusing = [f for f in findings if f.blocks]
+            if refusing:
+                where = f"{app} {env}" if app and env else ref.display
+                lines = "\n".join(f"• {f.validator}: {f.message}" for f in refusing)
+                raise UserError(f"Not {_PAST[action]}: a check refuses `{where}` now:\n{lines}")
+        return Clearance(env, app, overridden, tuple(findings))
 
     def allowed_actions(self, caller: Caller) -> frozenset[str]:
         return self.policy.allowed_actions(caller.user_id)

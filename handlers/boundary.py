@@ -14,6 +14,7 @@ from handlers import messages as msg
 from handlers.blocks import Reply, context, escape, escape_except_mentions, message, section
 from services.audit.trail import Outcome
 from services.errors import BackendUnavailable, PermissionDenied, UserError
+from services.extensions.manager import PluginFailed
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,9 @@ def error_result(exc: BaseException, *, correlation_id: str) -> Result:
         if exc.retry_after:
             text += msg.ERROR_BACKEND_RETRY.format(seconds=exc.retry_after)
         return Result(message(text, [section(text), ref]), "failed", f"{exc.backend}: {exc.message}")
+    if isinstance(exc, PluginFailed):
+        text = msg.ERROR_PLUGIN.format(plugin=escape(exc.plugin), correlation_id=correlation_id)
+        return Result(message(text, [section(text)]), "error", f"plugin {exc.plugin} failed in {exc.hook}")
     log.error("internal error", exc_info=(type(exc), exc, exc.__traceback__))
     text = msg.ERROR_INTERNAL.format(correlation_id=correlation_id)
     return Result(message(text, [section(text)]), "error", f"internal error: {type(exc).__name__}")

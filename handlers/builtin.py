@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from handlers import messages as msg
 from handlers.blocks import Reply, context, escape, fields_section, header, message
 from handlers.caller import Caller
@@ -9,6 +11,7 @@ from handlers.conversation import Conversation
 from handlers.deps import Executor
 from handlers.grammar.parser import CommandRequest
 from services.access.policy import AccessPolicy
+from services.extensions.manager import LoadedPlugin
 from services.operations import GitOpsService
 from services.settings.model import Settings
 
@@ -32,7 +35,11 @@ def _roles(policy: AccessPolicy | None, user_id: str) -> str:
 
 
 def whoami_executor(
-    settings: Settings, version: str, ops: GitOpsService | None = None, policy: AccessPolicy | None = None
+    settings: Settings,
+    version: str,
+    ops: GitOpsService | None = None,
+    policy: AccessPolicy | None = None,
+    plugins: Sequence[LoadedPlugin] = (),
 ) -> Executor:
     def run(request: CommandRequest, caller: Caller, conversation: Conversation) -> Reply:
         versions = ops.versions() if ops is not None else {}
@@ -52,7 +59,10 @@ def whoami_executor(
                     msg.WHOAMI_BACKENDS.format(backends=", ".join(backends) or msg.WHOAMI_NO_BACKENDS),
                 ]
             ),
-            context(msg.WHOAMI_VERSION.format(version=escape(version))),
+            context(
+                msg.WHOAMI_VERSION.format(version=escape(version))
+                + "".join(f" · plugin {escape(p.label)}" for p in plugins if not p.builtin)
+            ),
         ]
         return message(f"{msg.WHOAMI_TITLE}: {caller.user_id}", blocks)
 
@@ -60,6 +70,10 @@ def whoami_executor(
 
 
 def builtin_executors(
-    settings: Settings, version: str, ops: GitOpsService | None = None, policy: AccessPolicy | None = None
+    settings: Settings,
+    version: str,
+    ops: GitOpsService | None = None,
+    policy: AccessPolicy | None = None,
+    plugins: Sequence[LoadedPlugin] = (),
 ) -> dict[str, Executor]:
-    return {"whoami": whoami_executor(settings, version, ops, policy)}
+    return {"whoami": whoami_executor(settings, version, ops, policy, plugins)}

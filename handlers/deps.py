@@ -14,6 +14,7 @@ from handlers.grammar.parser import CommandRequest
 from services.access.locks import LockStore
 from services.access.ratelimit import RateLimiter
 from services.audit.trail import AuditStore
+from services.extensions.manager import Extensions
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
 from services.metrics import Metrics
@@ -41,3 +42,4 @@ class Deps:
     authz: Authorizer | None = None
     redact: Redactor | None = None  # applied to command text on arrival: a pasted token goes no further
     inflight: InflightRequests | None = None  # requests in the background, to report after a restart
+    extensions: Extensions | None = None  # validators, notifiers, batch strategies (built-in + plugins)

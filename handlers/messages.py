@@ -47,6 +47,10 @@ ERROR_INTERNAL = (
     ":boom: Something went wrong on our side. Nothing was recorded as done. "
     "Reference `{correlation_id}` (give it to your platform team)."
 )
+ERROR_PLUGIN = (
+    ":boom: The plugin `{plugin}` failed, so nothing was done. "
+    "Reference `{correlation_id}` (give it to your platform team)."
+)
 REF = "ref `{correlation_id}`"
 
 FOLLOW_ENDED = ":hourglass: Stopped following after {timeout}: {reason}. Check with `{check}`."
@@ -225,6 +229,10 @@ PROMOTE_APPROVE_LOCKED = (
 )
 PROMOTE_NOT_COMMITTED = ":x: Not committed: {why} Nothing was pushed."
 PROMOTE_LOCKED_AT_COMMIT = "`{scope}` was locked by <@{user}> ({reason}) before the commit."
+PROMOTE_VALIDATORS_BLOCKED = "a check refuses it now:\n{findings}\n"
+PROMOTE_BLOCKED = ":no_entry: Not requested: a check above refuses it. {retry}"
+PROMOTE_PLUGIN_FAILED = "the plugin `{plugin}` failed while checking this change; approving runs it again"
+PROMOTE_FINDINGS_TITLE = "*Checks*"
 PROMOTE_RETRY = "Ask again once that is resolved: `/gitops promote {app} --to {target} --from {source}`."
 PROMOTE_NOT_DEPLOYED = (
     ":lock: Committed `{sha}` to `{repo}` but not deployed: `{scope}` was locked by <@{user}> ({reason}) "
@@ -270,3 +278,16 @@ DRIFT_SHOW_DIFF = "Show diff"
 DRIFT_SNOOZE_1H = "Snooze 1h"
 DRIFT_SNOOZE_24H = "Snooze 24h"
 DRIFT_ACK = "Acknowledge"
+
+# -- batch strategies (issue 15)
+BATCH_STRATEGY_UNKNOWN = "unknown strategy `{name}`: {known}."
+BATCH_STRATEGY_HINT = "Did you mean `{name}`?"
+BATCH_SKIP_FAILED = "not started: {app} failed (stop_on_failure)"
+BATCH_SKIP_GATE = "not started: {app} ended {outcome}, not Succeeded and Healthy ({strategy} gate)"
+BATCH_WAITING_HEALTHY = "waiting for Healthy (now {health})"
+BATCH_STRATEGY_FIELD = "*Strategy*\n{strategy}"
+BATCH_STOP_ON_FAILURE = ", stop on failure"
+BATCH_WAVE = "wave {name}"
+BATCH_PLAN_MISMATCH = (
+    "strategy `{name}` planned other apps than the ones selected (a plugin bug); nothing was started."
+)

@@ -24,5 +24,9 @@ Capabilities
 - `drift/`       drift scans and incidents
 - `diffing/`     diffs for chat
 - `leader/`      leader election on a Kubernetes Lease
-- `argocd/`, `flux/`, `git/`   one package per external system (`flux/` uses `git/` for rollbacks)
+- `extensions/`  the plugin mechanism (pluggy hooks, the plugin manager) and the built-in
+                 validators, notifiers (webhook outbox) and batch strategies; it sits above the
+                 other capabilities' records (audit rows become events) and below the handlers
+- `argocd/`, `flux/`, `git/`, `registry/`   one package per external system (`flux/` uses `git/`
+                 for rollbacks; `registry/` is the OCI Distribution API for `image_exists`)
 """

@@ -6,7 +6,7 @@ on a concrete client. Raw API payloads stop inside each backend module; only the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -19,6 +19,9 @@ HealthState = str  # "Healthy" | "Progressing" | "Degraded" | "Suspended" | "Mis
 OperationPhase = str  # "Running" | "Terminating" | "Succeeded" | "Failed" | "Error"
 
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Error"})
+# Annotations kept on a status: short values only (a sync wave, a canary mark). Long ones —
+# kubectl's last-applied-configuration is the whole object — would bloat every cached list.
+MAX_ANNOTATION_VALUE = 256
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -114,10 +117,18 @@ class AppStatus:
     reconciled_at: datetime | None = None
     labels: tuple[tuple[str, str], ...] = ()
     ui_url: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()  # short ones only (`kept_annotations`)
 
     @property
     def healthy(self) -> bool:
         return self.sync == "Synced" and self.health == "Healthy"
+
+
+def kept_annotations(raw: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    """The object's annotations worth keeping on its status, sorted (see MAX_ANNOTATION_VALUE)."""
+    return tuple(
+        sorted((k, v) for k, v in raw.items() if isinstance(v, str) and len(v) <= MAX_ANNOTATION_VALUE)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,10 +223,17 @@ class GitOpsBackend(Protocol):
     instance: str
 
     def list_apps(
-        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+        self,
+        *,
+        selector: str | None = None,
+        project: str | None = None,
+        deployed: bool = False,
+        annotations: bool = False,
     ) -> list[AppStatus]:
         """One list request per kind. `deployed=True` also asks for what each app runs now where
-        the backend needs extra fields for it (drift classification); status lists stay lean."""
+        the backend needs extra fields for it (drift classification); status lists stay lean.
+        `annotations=True` also asks for each app's annotations where the list trims them (a sync
+        wave for `sync --selector`): they can be large (kubectl's last-applied-configuration)."""
         ...
 
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus: ...

@@ -156,14 +156,21 @@ class CoalescingBackend:
     # -- reads -------------------------------------------------------------------------------
 
     def list_apps(
-        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+        self,
+        *,
+        selector: str | None = None,
+        project: str | None = None,
+        deployed: bool = False,
+        annotations: bool = False,
     ) -> list[AppStatus]:
         def call() -> list[AppStatus]:
-            return self.inner.list_apps(selector=selector, project=project, deployed=deployed)
+            return self.inner.list_apps(
+                selector=selector, project=project, deployed=deployed, annotations=annotations
+            )
 
         # Drift scans (`deployed`) always read afresh: they run less often than any sensible TTL,
         # so a cache could only ever hand a scan a list older than the last one.
-        key = ("list_apps", selector, project, deployed)
+        key = ("list_apps", selector, project, deployed, annotations)
         apps = self._shared("list_apps", key, call, cache=not deployed)
         return list(apps)  # each caller its own list: none can change what the others see
 

@@ -93,7 +93,9 @@ class GitOpsService:
             if self._reads.get(ref) is future:
                 del self._reads[ref]
 
-    def overview(self, *, selector: str | None = None, project: str | None = None) -> Overview:
+    def overview(
+        self, *, selector: str | None = None, project: str | None = None, annotations: bool = False
+    ) -> Overview:
         """One list request per backend instance; an unreachable instance is named, not fatal."""
         backends = self.resolver.backends
         if not backends:
@@ -101,7 +103,10 @@ class GitOpsService:
         apps: list[AppStatus] = []
         unreachable: list[str] = []
         with ThreadPoolExecutor(max_workers=min(8, len(backends))) as pool:
-            futures = {pool.submit(b.list_apps, selector=selector, project=project): b for b in backends}
+            futures = {
+                pool.submit(b.list_apps, selector=selector, project=project, annotations=annotations): b
+                for b in backends
+            }
             for future, backend in futures.items():
                 try:
                     apps.extend(future.result())

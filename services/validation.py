@@ -39,6 +39,8 @@ RECORDED_ACTIONS: tuple[str, ...] = (
     "promotion_approve", "promotion_reject", "rollback_confirm", "rollback_cancel",
     "rollback_disable_autosync", "hold_release", "drift_sync", "drift_diff", "drift_snooze_1h",
     "drift_snooze_24h", "drift_ack", "audit_more", "click", "invalid", "shutdown", "replay",
+    "drift.opened", "drift.resolved", "lock.expired", "promotion.expired", "promotion.requested",
+    "promotion.approved", "promotion.committed", "notify",
 )  # fmt: skip
 ACTION_NAMES: tuple[str, ...] = (
     *SUBCOMMAND_NAMES,

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import re
 import textwrap
-import types
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin
 
 import pytest
-from pydantic import BaseModel
 from ruamel.yaml import YAML
 
 from bot.config import (
@@ -25,6 +22,7 @@ from bot.config import (
 from bot.config_summary import format_summary
 from services.settings.model import Secrets, Settings
 from services.settings.types import format_duration, parse_duration
+from tests.config_support import data_paths, schema_leaves
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "gitops-bot.yaml"
@@ -394,48 +392,6 @@ def test_example_file_loads_with_an_empty_environment():
     assert backends == ["argocd", "argocd", "flux"]
     assert all(a.env_names == ("dev", "staging", "prod") for a in s.apps)
     assert "${" in EXAMPLE.read_text()
-
-
-def _unwrap(tp: Any) -> Any:
-    while True:
-        if get_origin(tp) is Annotated:
-            tp = get_args(tp)[0]
-        elif get_origin(tp) in (Union, types.UnionType):
-            tp = next(a for a in get_args(tp) if a is not type(None))
-        else:
-            return tp
-
-
-def issubclass_model(tp: Any) -> bool:
-    tp = _unwrap(tp)
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def schema_leaves(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
-    """Every leaf key of the schema, as `apps[].environments.<env>.backend`."""
-    for name, field in model.model_fields.items():
-        tp, path = _unwrap(field.annotation), prefix + name
-        if get_origin(tp) is tuple and issubclass_model(get_args(tp)[0]):
-            tp, path = _unwrap(get_args(tp)[0]), path + "[]"
-        elif get_origin(tp) is Mapping:
-            tp, path = _unwrap(get_args(tp)[1]), path + ".<env>"
-        if issubclass_model(tp):
-            yield from schema_leaves(tp, path + ".")
-        else:
-            yield path
-
-
-def data_paths(data: object, path: str = "") -> Iterator[str]:
-    """Every key path present in parsed YAML, in the same notation as `schema_leaves`."""
-    if isinstance(data, dict):
-        for key, value in data.items():
-            name = "<env>" if path == "apps[].environments" else key
-            child = f"{path}.{name}" if path else name
-            yield child
-            yield from data_paths(value, child)
-    elif isinstance(data, list):
-        for item in data:
-            yield from data_paths(item, path + "[]")
 
 
 COMMENTED_IN_EXAMPLE = {

@@ -195,7 +195,12 @@ class FakeBackend:
         self.calls = 0
 
     def list_apps(
-        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+        self,
+        *,
+        selector: str | None = None,
+        project: str | None = None,
+        deployed: bool = False,
+        annotations: bool = False,
     ) -> list[AppStatus]:
         self.calls += 1
         if self.down:

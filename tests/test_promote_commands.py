@@ -6,9 +6,10 @@ import dataclasses
 import json
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import EntryPoint
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ from sandbox.slack_client import SlackSender
 from sandbox.slack_models import Message
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
+from services.extensions.hookspecs import PROJECT
+from services.extensions.manager import Extensions
 from tests.conftest import SIGNING_SECRET, config_for
 
 CHANNEL = "C0DEPLOYS"
@@ -56,7 +59,15 @@ class World:
         self.sender: SlackSender | None = None
 
     @contextmanager
-    def bot(self, *, prod_extra: str = "") -> Iterator[World]:
+    def bot(
+        self,
+        *,
+        prod_extra: str = "",
+        top_extra: str = "",
+        clock: Callable[[], datetime] | None = None,
+        plugins: Mapping[str, str] | None = None,
+    ) -> Iterator[World]:
+        """`plugins`: entry-point name → "module:object", loaded as if installed (tests/plugin_probe.py)."""
         extra = f"""
 argocd:
   - name: main
@@ -87,11 +98,17 @@ access:
       users: [U0ALICE, U0BOSS]
     - role: admin
       users: [U0ADMIN]
-"""
+{top_extra}"""
         loaded = config_for(self.tmp, self.slack, extra_yaml=extra, extra_env={"ARGOCD_TOKEN": JWT_TOKEN})
+        if plugins:  # named in config as if installed (the config loader would look them up)
+            settings = loaded.settings.model_copy(update={"plugins": tuple(plugins)})
+            found = {n: EntryPoint(n, v, PROJECT) for n, v in plugins.items()}
+            extensions, problems = Extensions.load(settings, available=found)
+            assert not problems, problems
+            loaded = dataclasses.replace(loaded, settings=settings, extensions=extensions)
         argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
         backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
-        self.runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
+        self.runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends, clock=clock).start()
         url = f"http://127.0.0.1:{self.runtime.server.port}/slack/events"
         self.sender = SlackSender(url, SIGNING_SECRET, self.slack)
         try:

@@ -6,7 +6,7 @@ Pure data and text builders (no I/O), so the world's shape can be read in one pl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -135,7 +135,35 @@ def _targets(app: str, backend: str) -> str:
     return "\n".join(lines)
 
 
-def config_yaml(*, root: Path, argocd_url: str, kubeconfig: Path, bare: Path) -> str:
+WEBHOOK_SECRET_ENV = "DEMO_WEBHOOK_SECRET"  # noqa: S105 - the variable's name, not a secret
+FREEZE_REASON = "prod syncs are frozen for the demo"
+
+
+def freeze_window(now: datetime) -> str:
+    """A deny window around `now` (UTC), so the demo always starts inside a change freeze for prod
+    syncs: from an hour ago to three hours ahead, over midnight when it has to be."""
+    start, end = now - timedelta(hours=1), now + timedelta(hours=3)
+    day = start.strftime("%a").lower()
+    return f'{{days: [{day}], from: "{start:%H:%M}", to: "{end:%H:%M}"}}'
+
+
+def registry_images() -> list[tuple[str, str]]:
+    """(repository, tag) of every image the demo deploys: the sandbox registry holds them all."""
+    web = {(WEB_IMAGE, tag) for tags in WEB_RELEASES.values() for tag in tags}
+    api = {(API_IMAGE, tag) for tag in API_TAGS.values()}
+    return sorted((name.split("/", 1)[1], tag) for name, tag in web | api)
+
+
+def config_yaml(
+    *,
+    root: Path,
+    argocd_url: str,
+    kubeconfig: Path,
+    bare: Path,
+    registry: str,
+    webhook_url: str,
+    now: datetime,
+) -> str:
     """The bot's configuration, as an operator would write it (see examples/gitops-bot.yaml)."""
     alice, bob, carol = (user.id for user in USERS)
     return f"""
@@ -195,4 +223,21 @@ audit:
   database: {root / "audit.db"}
 logging:
   level: INFO
+validators:
+  - kind: change_window  # {FREEZE_REASON}: a window around the demo's start; admins pass with --force
+    environments: [prod]
+    actions: [sync]
+    timezone: UTC
+    deny:
+      - {freeze_window(now)}
+  - kind: image_exists  # promoted tags must exist: the sandbox registry mirrors registry.example.com
+    environments: [staging, prod]
+    registries:
+      - {{host: {WEB_IMAGE.split("/")[0]}, mirror: "{registry}", insecure: true}}
+notifiers:
+  - kind: webhook  # every audited event, signed; the console's `webhooks` shows what arrived
+    name: demo-sink
+    url: {webhook_url}
+    secret_env: {WEBHOOK_SECRET_ENV}
+    events: ["*"]
 """

@@ -30,6 +30,7 @@ HELP = (
     "  autoscan on|off     the background drift scan, every 20 s (on unless replaying a script)",
     "  world               what the sandbox holds (ENV: dev, staging, prod)",
     "  logs [N]            the bot's last N log lines (JSON, as in production)",
+    "  webhooks [N]        the last N events the webhook notifier delivered (signed, checked)",
     "  sleep SECONDS       wait (for scripts)",
     "  help                this list",
     "  quit                leave (also Ctrl-D); the sandbox is stopped and deleted",
@@ -78,6 +79,7 @@ class Console:
             "autoscan": self.autoscan,
             "world": self.show_world,
             "logs": self.show_logs,
+            "webhooks": self.show_webhooks,
             "sleep": self.sleep,
             "help": self.show_help,
             "quit": self.leave,
@@ -228,6 +230,27 @@ class Console:
         count = int(rest) if rest.isdigit() else 10
         lines = self.world.log_path.read_text(encoding="utf-8", errors="replace").splitlines()
         self.say(*(lines[-count:] or ["(the log is empty)"]))
+        return True
+
+    def show_webhooks(self, rest: str) -> bool:
+        count = int(rest) if rest.isdigit() else 10
+        delivered = self.world.webhook.deliveries()
+        if not delivered:
+            self.say("(no events delivered yet: the notifier sends each audited event within seconds)")
+            return True
+        names = self.world.names()
+        shown = min(count, len(delivered))
+        lines = [f"{len(delivered)} events delivered to {self.world.webhook.url}; the last {shown}:"]
+        for item in delivered[-count:]:
+            event = item.event
+            actor = str(event.get("actor", ""))
+            who = names.get(actor, actor)
+            check = "signature ok" if item.signed else "NOT SIGNED"
+            lines.append(
+                f"  {event.get('type', '?')}  {event.get('target') or '-'}  by {who}: "
+                f"{event.get('summary', '')}  [{check}]"
+            )
+        self.say(*lines)
         return True
 
     def sleep(self, rest: str) -> bool:

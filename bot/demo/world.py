@@ -29,8 +29,10 @@ from bot.demo.config import (
     ENVIRONMENTS,
     FLUX_CLUSTER,
     USERS,
+    WEBHOOK_SECRET_ENV,
     api_path,
     config_yaml,
+    registry_images,
     repository_history,
     staging_change,
     web_path,
@@ -39,8 +41,10 @@ from bot.logs import configure_logging
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.flux_fake import FakeKubernetes
 from sandbox.flux_git import commit_file, commit_files, make_deploy_repo
+from sandbox.oci_registry import FakeOCIRegistry
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
+from sandbox.webhook_receiver import WebhookReceiver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
 from services.flux import build_flux_backends
@@ -68,6 +72,9 @@ class DemoWorld:
         self._runtime: Runtime | None = None
         self._sender: SlackSender | None = None
         self.log_path = root / "bot.log"
+        self.registry = FakeOCIRegistry(auth="anonymous")  # stands in for registry.example.com
+        self._webhook_secret = secrets.token_hex(16)
+        self.webhook = WebhookReceiver(self._webhook_secret)  # a team's own endpoint for events
 
     @classmethod
     def start(cls) -> DemoWorld:
@@ -108,16 +115,19 @@ class DemoWorld:
         commit_file(self.work, path, content, message)  # the bridge gives web-staging this revision
         kubeconfig = self._start_flux()
         self._start_slack()
+        self._start_registry_and_webhook()
         signing_secret = secrets.token_hex(16)
         environ = {
             "SLACK_BOT_TOKEN": self.slack.bot_token,
             "SLACK_SIGNING_SECRET": signing_secret,
             "SLACK_API_URL": self.slack.base_url,
             "ARGOCD_TOKEN": JWT_TOKEN,
+            WEBHOOK_SECRET_ENV: self._webhook_secret,
         }
         text = config_yaml(
-            root=self.root, argocd_url=self.argocd.base_url, kubeconfig=kubeconfig, bare=self.bare
-        )
+            root=self.root, argocd_url=self.argocd.base_url, kubeconfig=kubeconfig, bare=self.bare,
+            registry=self.registry.host, webhook_url=self.webhook.url, now=datetime.now(UTC),
+        )  # fmt: skip
         loaded = parse_config_text(text, environ=environ, source="<demo>")
         self._log_to_file(Redactor(loaded.secrets.values()))
         # Short poll intervals, as the transcript tests use: a sync's progress shows within a second.
@@ -186,6 +196,14 @@ class DemoWorld:
             self.slack.add_user(user.id, user.name, user.real_name, f"{user.name}@example.com")
         for channel, name in CHANNEL_NAMES.items():
             self.slack.add_channel(channel, name)
+
+    def _start_registry_and_webhook(self) -> None:
+        self.registry.start()
+        self._closers.append(self.registry.stop)
+        for repository, tag in registry_images():
+            self.registry.push(repository, tag)
+        self.webhook.start()
+        self._closers.append(self.webhook.stop)
 
     def _log_to_file(self, redact: Redactor) -> None:
         """The bot's JSON log goes to a file in the world: the console shows Slack, not log lines."""
@@ -301,5 +319,7 @@ class DemoWorld:
             where = f"'{FLUX_CLUSTER}/flux-system/api-{env}', Git path {api_path(env)}"
             lines.append(f"  api-{env}: Flux Kustomization {where}")
         lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, drift alerts)")
+        lines.append(f"OCI registry (stands in for registry.example.com): http://{self.registry.host}")
+        lines.append(f"webhook receiver (notifier demo-sink): {self.webhook.url}")
         lines.append(f"bot log: {self.log_path}")
         return lines

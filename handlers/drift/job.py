@@ -4,6 +4,8 @@ Runs only on the leader. New incidents are posted once (a storm becomes one dige
 edit the same message, a cleared finding edits it to "resolved" and replies in its thread (a
 digest is redrawn from all its incidents instead), and a backend that does not answer is announced
 once and never resolves anything. An undeployed Git change waits `drift.git_grace` first.
+An incident opening (or coming back) and resolving is also an audit row of the bot's own
+(`drift.opened`, `drift.resolved`), so it is in `/gitops audit` and reaches the notifiers.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ from handlers import messages as msg
 from handlers.blocks import Reply
 from handlers.deps import Deps
 from handlers.drift.views import digest_card, duration_text, incident_card
+from services.audit.trail import AuditEvent
 from services.drift.scan import Finding, scan
 from services.drift.store import Change, IncidentStore
+from services.errors import GitOpsBotError
+from services.extensions.events import BOT_USER
 from services.leader.election import Leadership
 
 log = logging.getLogger(__name__)
@@ -49,9 +54,11 @@ class DriftJob:
         result = scan(ops.resolver.backends, now=now, suspended_after=settings.suspended_after,
                       git_grace=settings.git_grace)  # fmt: skip
         calls = self._reachability(result.unreachable, result.scanned)
+        was_open = {i.id for i in self.store.open_incidents()}
         changes = self.store.apply(
             result, now=now, flap_window=settings.flap_window, git_grace=settings.git_grace
         )
+        self._audit(changes, was_open)
         new = [c for c in changes if c.kind == "new" and not c.quiet]
         by_channel: dict[str, list[Change]] = defaultdict(list)
         for change in new:
@@ -68,6 +75,33 @@ class DriftJob:
         if edits:
             calls += self._edit_all(edits)
         return calls
+
+    def _audit(self, changes: Sequence[Change], was_open: set[int]) -> None:
+        """One row per incident that opened (a "new" one not open before: a lost post retried is
+        not a new incident) or resolved in this scan."""
+        ops = self.deps.ops
+        rows = []
+        for change in changes:
+            incident = change.incident
+            if change.kind == "resolved":
+                action, channel = "drift.resolved", incident.channel or ""
+            elif change.kind in ("new", "reopened") and incident.id not in was_open:
+                action, channel = "drift.opened", self._route(change.finding) or ""
+            else:
+                continue
+            reason = f"{incident.title}: {incident.detail}" if incident.detail else incident.title
+            rows.append(
+                AuditEvent(
+                    user_id=BOT_USER, user_name=BOT_USER, channel=channel, command="drift scan",
+                    target=ops.resolver.display_target(incident.app) if ops is not None else incident.app,
+                    action=action, outcome="ok", detail=f"incident {incident.id} ({incident.kind}): {reason}",
+                )
+            )  # fmt: skip
+        if rows:
+            try:
+                self.deps.audit.append_many(rows)
+            except GitOpsBotError:  # the alerts still go out; the log says what the trail lacks
+                log.error("drift audit rows not written", extra={"rows": len(rows)})
 
     def _route(self, finding: Finding | None) -> str | None:
         settings = self.deps.settings

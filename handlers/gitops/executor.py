@@ -14,7 +14,7 @@ from handlers.cards import short_rev
 from handlers.conversation import Conversation
 from handlers.deps import Deps, Executor
 from handlers.follow import DEFERRED, complete, start_and_follow
-from handlers.gitops.batch import BatchFollower
+from handlers.gitops.batch import BatchFollower, plan_batch
 from handlers.gitops.diff import diff_fits_inline, diff_reply, history_reply
 from handlers.gitops.status import status_detail, status_overview
 from handlers.gitops.sync import BatchItem, batch_card
@@ -23,6 +23,7 @@ from services.access.locks import Lock
 from services.backend import AppRef, AppStatus, SyncRequest
 from services.diffing.render import render_changes, render_unified_text
 from services.errors import PermissionDenied, UserError
+from services.extensions.model import BatchTarget
 from services.operations import GitOpsService
 from services.validation import format_selector
 
@@ -55,8 +56,9 @@ class Ctx:
         if self.deps.authz is None:
             return ""
         return self.deps.authz.target(
-            self.caller, action, ref, force=self.request.force, now=self.deps.clock()
-        ).note
+            self.caller, action, ref, force=self.request.force, now=self.deps.clock(),
+            validate=not self.request.dry_run,
+        ).note  # fmt: skip
 
 
 def _status(ctx: Ctx, conversation: Conversation) -> Reply:
@@ -112,24 +114,36 @@ def _sync(ctx: Ctx, conversation: Conversation) -> Reply:
 def _batch(ctx: Ctx, conversation: Conversation, sync: SyncRequest) -> Reply:
     ops, request, caller = ctx.ops, ctx.request, ctx.caller
     selector = format_selector(request.selector)
-    overview = ops.overview(selector=selector, project=request.project)
+    # Annotations too: Argo CD's sync-wave annotation orders the `waves` strategy.
+    overview = ops.overview(selector=selector, project=request.project, annotations=True)
     if not overview.apps:
         return plain_notice(msg.SYNC_NOTHING.format(selector=selector))
-    items: dict[AppRef, BatchItem] = {}
-    refs = []
+    denied: dict[AppRef, BatchItem] = {}
+    targets = []
     for app in overview.apps:  # each app checked on its own: one denial or lock skips only that app
         try:
             ctx.clear("sync", app.ref)
         except (PermissionDenied, UserError) as exc:
-            items[app.ref] = BatchItem(app.ref, "Skipped", str(exc), mentions=exc.mentions)
+            denied[app.ref] = BatchItem(app.ref, "Skipped", str(exc), mentions=exc.mentions)
             continue
-        refs.append(app.ref)
-        items[app.ref] = BatchItem(app.ref, "Running")
+        targets.append(BatchTarget(app.ref, labels=app.labels, annotations=app.annotations))
+    config = ctx.deps.settings.sync  # --strategy / --stop-on-failure override it for this command
+    strategy = request.strategy or config.strategy
+    stop = request.stop_on_failure or config.stop_on_failure
+    plan = plan_batch(ctx.deps.extensions, strategy, targets, stop_on_failure=stop,
+                      concurrency=ops.batch_concurrency, wave_label=config.wave_label)  # fmt: skip
+    items = {  # in the order they run, the denied ones last
+        ref: BatchItem(ref, "Requested", wave=plan.wave_name(index))
+        for index, wave in enumerate(plan.waves)
+        for ref in wave
+    }
+    items.update(denied)
 
     def card(shown: Sequence[BatchItem]) -> Reply:
-        return batch_card(selector, shown, user=caller.user_id, dry_run=sync.dry_run)
+        return batch_card(selector, shown, user=caller.user_id, dry_run=sync.dry_run,
+                          strategy=plan.strategy, stop_on_failure=plan.stop_on_failure)  # fmt: skip
 
-    return BatchFollower(ctx.deps, conversation, items, refs, sync, card).run()
+    return BatchFollower(ctx.deps, conversation, items, plan, sync, card).run()
 
 
 def _diff(ctx: Ctx, conversation: Conversation) -> Reply:

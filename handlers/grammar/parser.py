@@ -58,6 +58,8 @@ class CommandRequest:
     lock_app: str | None = None  # lock/unlock --app
     user: UserRef | None = None
     action: str | None = None
+    strategy: str | None = None  # sync --selector: a batch strategy's name (checked when it runs)
+    stop_on_failure: bool = False  # sync --selector
 
 
 def tokenize(text: str) -> list[str]:

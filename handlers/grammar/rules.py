@@ -7,6 +7,7 @@ raw tokens; every one goes through `services.validation` before it becomes a req
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -45,6 +46,21 @@ POSITIONALS: Mapping[str, tuple[str, Converter]] = MappingProxyType(
     }
 )
 
+_STRATEGY = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+
+
+def strategy_name(v: str) -> str:
+    """A batch strategy's name, slug-like: plugins add their own, so which exist is checked when
+    the sync runs, not here."""
+    name = v.strip().lower()
+    if not _STRATEGY.fullmatch(name):
+        raise UserError(
+            f"{validation.display_value(v)} is not a strategy name",
+            hint="A name like `parallel`, `waves` or `canary` (letters, digits, `-`, `_`).",
+        )
+    return name
+
+
 # Value-taking flag -> (request field, converter); `(subcommand, flag)` keys override a flag's meaning.
 FLAG_VALUES: Mapping[str | tuple[str, str], tuple[str, Converter]] = MappingProxyType(
     {
@@ -61,6 +77,7 @@ FLAG_VALUES: Mapping[str | tuple[str, str], tuple[str, Converter]] = MappingProx
         "--env": ("env", _plain(validation.env_name)),
         "--user": ("user", _plain(validation.slack_user)),
         "--action": ("action", _plain(validation.action_name)),
+        "--strategy": ("strategy", _plain(strategy_name)),
     }
 )
 
@@ -122,5 +139,9 @@ def check_combination(spec: SubcommandSpec, fields: dict[str, Any]) -> None:
         for flag in ("revision", "force"):
             if has_selector and fields.get(flag):
                 raise usage_error(spec, f"`--{flag}` cannot be used with `--selector`.")
+        for flag in ("strategy", "stop_on_failure"):
+            if not has_selector and fields.get(flag):
+                shown = "--" + flag.replace("_", "-")
+                raise usage_error(spec, f"`{shown}` only applies with `--selector` (a batch of apps).")
     if spec.name == "promote" and fields.get("to") == fields.get("from_env"):
         raise usage_error(spec, "`--to` and `--from` must be different environments.")

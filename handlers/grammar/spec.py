@@ -56,6 +56,10 @@ _DRY_RUN = _flag("--dry-run", "Show what would change without changing anything.
 _REVISION = _flag("--revision", "Git revision (SHA, branch or tag) instead of the tracked one.", "R")
 _SELECTOR = _flag("--selector", "Pick apps by label, like `team=payments,tier!=canary`.", "k=v")
 _LOCK_APP = _flag("--app", "Limit the lock to one app instead of the whole environment.", "APP")
+_STRATEGY = _flag(
+    "--strategy", "With --selector: `parallel`, `waves` or `canary` (default: `sync.strategy`).", "S"
+)
+_STOP_ON_FAILURE = _flag("--stop-on-failure", "With --selector: a failed sync stops the apps not started.")
 
 _SPECS: tuple[SubcommandSpec, ...] = (
     SubcommandSpec(
@@ -87,16 +91,20 @@ _SPECS: tuple[SubcommandSpec, ...] = (
     SubcommandSpec(
         name="sync",
         summary="Sync an app (or apps by label) to its Git state.",
-        usage="sync (APP [ENV] | --selector k=v) [--prune] [--dry-run] [--revision R] [--force]",
+        usage="sync (APP [ENV] | --selector k=v [--strategy S] [--stop-on-failure]) [--prune] [--dry-run] "
+        "[--revision R] [--force]",
         positionals=(_APP_OPT, _ENV_OPT),
-        flags=(_PRUNE, _DRY_RUN, _REVISION, _FORCE, _SELECTOR),
+        flags=(_PRUNE, _DRY_RUN, _REVISION, _FORCE, _SELECTOR, _STRATEGY, _STOP_ON_FAILURE),
         examples=(
             "/gitops sync web prod",
             "/gitops sync web staging --prune --revision v1.4.3",
             "/gitops sync --selector team=payments --dry-run",
+            "/gitops sync --selector team=payments --strategy canary --stop-on-failure",
         ),
         details="Asks Argo CD to sync, or Flux to reconcile, and follows the operation in the thread.\n"
-        "With --selector, syncs every matching app (--revision and --force are not allowed then).",
+        "With --selector, syncs every matching app (--revision and --force are not allowed then):\n"
+        "`parallel` (a few at a time), `waves` (by sync-wave, lowest first) or `canary` (one first,\n"
+        "the rest only if it ends Healthy); --stop-on-failure starts nothing more after a failure.",
         mutating=True,
     ),
     SubcommandSpec(

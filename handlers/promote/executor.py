@@ -7,6 +7,7 @@ stays where the command was typed. Its buttons edit it in place; refusals go to 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from typing import Any
 
@@ -20,15 +21,20 @@ from handlers.clicks import Click, register_click
 from handlers.conversation import Conversation
 from handlers.deps import Deps, Executor
 from handlers.grammar.parser import CommandRequest
+from handlers.promote.checks import blocking
 from handlers.promote.promoter import Promoter
 from handlers.promote.views import ACTION_APPROVE, ACTION_REJECT, INPUT_REASON
-from services.errors import UserError
+from services.audit.trail import AuditEvent
+from services.errors import GitOpsBotError, UserError
+from services.extensions.events import BOT_USER
 from services.pending import ButtonExpired
 from services.promotion.service import Promotion
 from services.promotion.store import PromotionStore
 from services.settings.types import format_duration
 
 __all__ = ["Promoter", "expire_promotions", "promote_executor", "register"]
+
+log = logging.getLogger(__name__)
 
 
 def promote_executor(promoter: Promoter) -> Executor:
@@ -42,6 +48,7 @@ def promote_executor(promoter: Promoter) -> Executor:
             return plain_notice(text, detail="nothing to promote")
         if deps.authz is not None:
             deps.authz.target(caller, "promote", plan.target_ref, force=request.force, now=deps.clock())
+        found = promoter.findings(plan, user=caller.user_id, forced=request.force, stage="request")
         env = deps.settings.environment(plan.to_env)
         need = env.approvals_required if env is not None else 0
         ttl = env.approval_timeout if env is not None else deps.settings.operations.confirm_ttl
@@ -49,12 +56,16 @@ def promote_executor(promoter: Promoter) -> Executor:
             plan, requester=caller.user_id, requester_name=caller.user_name, channel=caller.channel_id,
             approvals_required=need, ttl=ttl, forced_by=caller.user_id if request.force else None,
         )  # fmt: skip
+        if blocking(found):  # shown to the requester, never sent for approval
+            return promoter.blocked(promotion, plan, found)
+        promoter.audit_step(promotion, "requested", promotion.summary, user=caller.user_id,
+                            user_name=caller.user_name)  # fmt: skip
         if need == 0:
             conversation.announce(
-                promoter.view(promotion, plan, state="approved", note="No approval needed.")
+                promoter.view(promotion, plan, state="approved", note="No approval needed.", findings=found)
             )
             return promoter.deliver(promotion, conversation, who=caller.user_id, name=caller.user_name)
-        card = promoter.view(promotion, plan, state="pending")
+        card = promoter.view(promotion, plan, state="pending", findings=found)
         elsewhere = deps.settings.approvals_channel(plan.to_env)
         if elsewhere and elsewhere != caller.channel_id:
             pointer = _ask_elsewhere(promoter, promotion, card, elsewhere, conversation)
@@ -117,8 +128,19 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
             ),
             mentions=[lock.created_by],
         )
+    if promotion.open and deps.extensions is not None:  # a window may have closed since the request
+        plan = service.plan(promotion.app, promotion.to_env, promotion.from_env)
+        found = promoter.findings(plan, user=click.caller.user_id, forced=bool(promotion.forced_by),
+                                  stage="request")  # fmt: skip
+        if blocking(found):
+            conversation.adopt(promotion.message_ts or click.message.ts, channel=promotion.channel)
+            return promoter.blocked(promotion, plan, found), target
     promotion = store.approve(promotion.id, click.caller.user_id, now=deps.clock())
     conversation.adopt(promotion.message_ts or click.message.ts, channel=promotion.channel)
+    if promotion.became_approved:  # the commit follows: say so before it, in the trail's order
+        have, need = len(promotion.approvals), promotion.approvals_required
+        promoter.audit_step(promotion, "approved", f"approved {have} of {need}", user=click.caller.user_id,
+                            user_name=click.caller.user_name)  # fmt: skip
     if not promotion.became_approved:
         card = promoter.view(promotion, None, state="pending")
         have, need = len(promotion.approvals), promotion.approvals_required
@@ -166,6 +188,7 @@ def _reject(promoter: Promoter, click: Click, conversation: Conversation) -> tup
 def expire_promotions(promoter: Promoter, client: Any) -> int:
     """Scheduler job: expired requests get their card edited (buttons gone), each once."""
     expired = promoter.store.expire_due(now=promoter.deps.clock())
+    _audit_expired(promoter, expired)
     for promotion in expired:
         ttl = format_duration(promotion.expires_at - promotion.created_at)
         note = msg.PROMOTE_EXPIRED.format(
@@ -173,6 +196,23 @@ def expire_promotions(promoter: Promoter, client: Any) -> int:
         )
         promoter.refresh_card(client, promotion, state="expired", note=note)
     return len(expired)
+
+
+def _audit_expired(promoter: Promoter, expired: list[Promotion]) -> None:
+    """`promotion.expired` rows of the bot's own: the trail and the notifiers learn of it too."""
+    rows = [
+        AuditEvent(
+            user_id=BOT_USER, user_name=BOT_USER, channel=p.channel, command="promotion expiry",
+            target=f"{p.app}/{p.to_env}", action="promotion.expired", outcome="ok",
+            detail=f"promotion {p.id}: expired after {format_duration(p.expires_at - p.created_at)}",
+        )
+        for p in expired
+    ]  # fmt: skip
+    if rows:
+        try:
+            promoter.deps.audit.append_many(rows)
+        except GitOpsBotError:
+            log.error("promotion expiry audit rows not written", extra={"rows": len(rows)})
 
 
 def _load(store: PromotionStore, value: str) -> Promotion:

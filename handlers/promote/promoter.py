@@ -8,9 +8,11 @@ and the card says so. The requester's right to promote is checked again before t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -23,12 +25,20 @@ from handlers.cards import short_rev
 from handlers.conversation import Conversation
 from handlers.deps import Deps
 from handlers.follow import Render, RendererFactory, follow
+from handlers.promote.checks import audit_note, blocking, finding_lines, planned_change
 from handlers.promote.views import PromotionView, promotion_card
 from services.access.locks import Lock
+from services.audit.chain import AuditEvent
 from services.backend import AppStatus, SyncRequest
+from services.correlation import current_correlation_id
 from services.errors import BackendUnavailable, GitOpsBotError, PermissionDenied, UserError
+from services.extensions.events import BOT_USER
+from services.extensions.manager import PluginFailed
+from services.extensions.model import Finding
 from services.promotion.service import Promotion, PromotionPlan, PromotionService
 from services.promotion.store import PromotionStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,15 +49,30 @@ class Promoter:
 
     # -- the card -----------------------------------------------------------------------------------
 
-    def view(self, promotion: Promotion, plan: PromotionPlan | None, *, state: str, note: str = "") -> Reply:
+    def view(
+        self,
+        promotion: Promotion,
+        plan: PromotionPlan | None,
+        *,
+        state: str,
+        note: str = "",
+        findings: Sequence[Finding] | None = None,
+    ) -> Reply:
+        """The card. Pending cards show what the validators say now (computed when not given)."""
         ops = self.deps.ops
         source_status = running_since = auto_sync = None
+        if ops is not None and plan is None and state == "pending" and findings is None:
+            plan = _quiet(lambda: self.service.plan(promotion.app, promotion.to_env, promotion.from_env))
         if ops is not None and plan is not None:
-            source_status = _quiet(lambda: ops.status(plan.source_ref))
-            history = _quiet(lambda: ops.resolver.backend(plan.source_ref).history(plan.source_ref))
-            running_since = history[0].deployed_at if history else None
+            source_status, running_since = self._source(plan)
             target = _quiet(lambda: ops.status(plan.target_ref))
             auto_sync = target.auto_sync if target is not None else None
+        if findings is None and state == "pending" and plan is not None:
+            try:
+                findings = self._validate(plan, promotion.requester, bool(promotion.forced_by), "request",
+                                          source_status, running_since)  # fmt: skip
+            except PluginFailed as exc:  # shown; the approval click runs them again and refuses
+                findings = [Finding(exc.plugin, "warn", msg.PROMOTE_PLUGIN_FAILED.format(plugin=exc.plugin))]
         locks = self.deps.locks.active(env=promotion.to_env, now=self.deps.clock()) if self.deps.locks else []
         diff = plan.diff if plan is not None else promotion.diff
         notes = [note] if note else []
@@ -71,8 +96,53 @@ class Promoter:
                 expires_at=promotion.expires_at,
                 state=state,
                 note="\n".join(n for n in notes if n),
+                findings=tuple(findings or ()),
             )
         )
+
+    # -- validators ---------------------------------------------------------------------------------
+
+    def findings(self, plan: PromotionPlan, *, user: str, forced: bool, stage: str) -> list[Finding]:
+        """What the validators say about this plan now (PluginFailed when one raises)."""
+        if self.deps.extensions is None:
+            return []
+        source, since = self._source(plan)
+        return self._validate(plan, user, forced, stage, source, since)
+
+    def _validate(
+        self,
+        plan: PromotionPlan,
+        user: str,
+        forced: bool,
+        stage: str,
+        source: AppStatus | None,
+        since: datetime | None,
+    ) -> list[Finding]:
+        if self.deps.extensions is None:
+            return []
+        change = planned_change(self.deps, plan, user=user, forced=forced, stage=stage, source=source,
+                                source_since=since)  # fmt: skip
+        return self.deps.extensions.validate(change)
+
+    def _source(self, plan: PromotionPlan) -> tuple[AppStatus | None, datetime | None]:
+        """The source environment now, and since when it runs what it runs."""
+        ops = self.deps.ops
+        if ops is None:
+            return None, None
+        status = _quiet(lambda: ops.status(plan.source_ref))
+        history = _quiet(lambda: ops.resolver.backend(plan.source_ref).history(plan.source_ref))
+        return status, history[0].deployed_at if history else None
+
+    def blocked(self, promotion: Promotion, plan: PromotionPlan, found: Sequence[Finding]) -> Reply:
+        """End a request a validator blocks: the card says why and how to ask again."""
+        why = audit_note(blocking(found))
+        ended = self.store.mark(promotion.id, "failed", reason=f"blocked: {why}"[:500])
+        retry = msg.PROMOTE_RETRY.format(
+            app=promotion.app, target=promotion.to_env, source=promotion.from_env
+        )
+        note = msg.PROMOTE_BLOCKED.format(retry=retry)
+        card = self.view(ended, plan, state="blocked", note=note, findings=found)
+        return replace(card, detail=f"promotion {promotion.id}: blocked: {why}", failed=True)
 
     def refresh_card(self, client: WebClient, promotion: Promotion, *, state: str, note: str = "") -> None:
         """Edit the request's card in place (it is never replaced through a response_url)."""
@@ -140,6 +210,19 @@ class Promoter:
             return self._not_committed(promotion, stopped)
         ops = self.deps.ops
         assert ops is not None
+        try:  # the change as it is now, right before the commit: a window may have closed
+            found = self.findings(self._plan_of(promotion), user=who, forced=bool(promotion.forced_by),
+                                  stage="commit")  # fmt: skip
+        except PluginFailed:
+            self.store.mark(promotion.id, "failed", reason="a plugin failed while checking the change")
+            raise
+        except (UserError, BackendUnavailable) as exc:
+            why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
+            return self._not_committed(promotion, escape(why))
+        if blocking(found):
+            why = msg.PROMOTE_VALIDATORS_BLOCKED.format(findings=finding_lines(blocking(found)))
+            return self._not_committed(promotion, why, findings=found)
+        checked = finding_lines(found)
         author_name, author_email = _profile(conversation, promotion.requester)
         try:
             reservation = ops.watcher.reserve()  # following the deploy must be possible before we commit
@@ -154,8 +237,10 @@ class Promoter:
             why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
             return self._not_committed(promotion, escape(why))
         promotion = self.store.mark(promotion.id, "committed", commit_sha=sha)
+        self.audit_step(promotion, "committed", f"commit {short_rev(sha)} to {promotion.repository}")
         self.close_redundant(conversation.client, promotion)
         note = msg.PROMOTE_COMMITTED.format(sha=short_rev(sha), repo=escape(promotion.repository))
+        note += f"\n{checked}" if checked else ""  # warnings, and checks passed with --force
         conversation.update(self.view(promotion, None, state="committed", note=note))
         lock = self.blocking_lock(promotion)  # a freeze set during the commit still stops the deploy
         if lock is not None:
@@ -167,12 +252,30 @@ class Promoter:
         except GitOpsBotError:
             reservation.release()
             raise
-        spec = {"kind": "promotion", "promotion": promotion.id, "note": note, "sha": sha}
-        return follow(self.deps, conversation, ref, reservation, self.deploy_card(promotion, note, sha),
-                      spec=spec)  # fmt: skip
+        checks = audit_note(found)
+        spec = {"kind": "promotion", "promotion": promotion.id, "note": note, "sha": sha, "checks": checks}
+        card = self.deploy_card(promotion, note, sha, checks)
+        return follow(self.deps, conversation, ref, reservation, card, spec=spec)
 
-    def deploy_card(self, promotion: Promotion, note: str, sha: str) -> Render:
-        """The card while the deploy runs, and once it ended (with the audit detail)."""
+    def audit_step(
+        self, promotion: Promotion, step: str, detail: str, *, user: str = BOT_USER, user_name: str = BOT_USER
+    ) -> None:
+        """A row the moment a step happens (`promotion.requested`, `.approved`, `.committed`): the
+        trail and the notifiers learn of it then, in order, not only when the command's result
+        row is written (after a deploy that may take minutes)."""
+        row = AuditEvent(
+            user_id=user, user_name=user_name, channel=promotion.channel, command=f"promotion {step}",
+            target=f"{promotion.app}/{promotion.to_env}", action=f"promotion.{step}", outcome="ok",
+            detail=f"promotion {promotion.id}: {detail}", correlation_id=current_correlation_id(),
+        )  # fmt: skip
+        try:
+            self.deps.audit.append(row)
+        except GitOpsBotError:  # the command's result row still records it
+            log.error("promotion step audit row not written", extra={"promotion": promotion.id, "step": step})
+
+    def deploy_card(self, promotion: Promotion, note: str, sha: str, checks: str = "") -> Render:
+        """The card while the deploy runs, and once it ended (with the audit detail; `checks`: what
+        validators said at the commit, e.g. a change window passed with --force)."""
 
         def render(status: AppStatus | None, extra: str) -> Reply:
             if status is None or status.operation_in_progress:
@@ -182,8 +285,9 @@ class Promoter:
             phase = status.operation.phase if status.operation else "Succeeded"
             shown = f"{note}\nDeploy: *{escape(phase)}*" + (f"\n{extra}" if extra else "")
             card = self.view(promotion, None, state="committed", note=shown)
-            return replace(card, detail=f"promotion {promotion.id}: commit {short_rev(sha)}, deploy {phase}",
-                           failed=phase != "Succeeded")  # fmt: skip
+            detail = f"promotion {promotion.id}: commit {short_rev(sha)}, deploy {phase}"
+            detail += f"; validators: {checks}" if checks else ""
+            return replace(card, detail=detail, failed=phase != "Succeeded")
 
         return render
 
@@ -201,13 +305,18 @@ class Promoter:
                 note = msg.PROMOTE_REDUNDANT.format(by=self.permalink(client, done))
                 self.refresh_card(client, closed, state="redundant", note=note)
 
-    def _not_committed(self, promotion: Promotion, why: str) -> Reply:
+    def _plan_of(self, promotion: Promotion) -> PromotionPlan:
+        return self.service.plan(promotion.app, promotion.to_env, promotion.from_env)
+
+    def _not_committed(self, promotion: Promotion, why: str, *, findings: Sequence[Finding] = ()) -> Reply:
         failed = self.store.mark(promotion.id, "failed", reason=_plain(why))
         retry = msg.PROMOTE_RETRY.format(
             app=promotion.app, target=promotion.to_env, source=promotion.from_env
         )
         note = msg.PROMOTE_NOT_COMMITTED.format(why=why) + "\n" + retry
-        card = self.view(failed, None, state="failed", note=note)
+        card = self.view(
+            failed, None, state="failed", note=note, findings=[f for f in findings if not f.blocks]
+        )
         return replace(card, detail=f"promotion {promotion.id}: not committed: {_plain(why)}", failed=True)
 
     def _not_deployed(self, promotion: Promotion, sha: str, lock: Lock) -> Reply:
@@ -237,7 +346,8 @@ def promotion_renderer(promoter: Promoter) -> RendererFactory:
         promotion = promoter.store.get(str(spec["promotion"]))
         if promotion is None:
             raise UserError(f"promotion {spec['promotion']} is no longer known")
-        return promoter.deploy_card(promotion, str(spec.get("note") or ""), str(spec.get("sha") or ""))
+        note, sha, checks = (str(spec.get(k) or "") for k in ("note", "sha", "checks"))
+        return promoter.deploy_card(promotion, note, sha, checks)
 
     return factory
 

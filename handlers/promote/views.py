@@ -22,8 +22,10 @@ from handlers.blocks import (
     truncate,
 )
 from handlers.cards import health_text, lock_line, sync_text
+from handlers.promote.checks import finding_lines
 from services.access.locks import Lock
 from services.backend import AppStatus
+from services.extensions.model import Finding
 
 ACTION_APPROVE = "promotion_approve"
 ACTION_REJECT = "promotion_reject"
@@ -46,8 +48,13 @@ class PromotionView:
     approvals: Sequence[str]
     approvals_required: int
     expires_at: datetime | None
-    state: str  # pending, approved, rejected, expired, committed, failed, superseded, direct
+    state: str  # pending, approved, rejected, expired, committed, failed, superseded, blocked, direct
     note: str = ""
+    findings: Sequence[Finding] = ()  # what validators say; a blocking one removes Approve
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.blocks for f in self.findings)
 
 
 def promotion_card(view: PromotionView) -> Reply:
@@ -74,6 +81,8 @@ def promotion_card(view: PromotionView) -> Reply:
     if view.approvals:
         users = ", ".join(f"<@{escape(u)}>" for u in view.approvals)
         blocks.append(context(msg.PROMOTE_APPROVED_BY.format(users=users)))
+    if view.findings:
+        blocks.append(section(f"{msg.PROMOTE_FINDINGS_TITLE}\n{finding_lines(view.findings)}"))
     if view.note:
         blocks.append(section(view.note))
     if view.state in ("pending", "superseded"):
@@ -98,14 +107,15 @@ def promotion_card(view: PromotionView) -> Reply:
             ),
         )
         reject = button(msg.PROMOTE_REJECT, ACTION_REJECT, view.id, style="danger")
-        blocks.append(actions(approve, reject, block_id=f"promote-{view.id}-{len(view.approvals)}"))
+        shown = (reject,) if view.blocked else (approve, reject)  # a blocking check: nothing to approve
+        blocks.append(actions(*shown, block_id=f"promote-{view.id}-{len(view.approvals)}"))
     expires = (
         f" · expires {view.expires_at:%Y-%m-%d %H:%M} UTC"
         if view.expires_at and view.state == "pending"
         else ""
     )
     blocks.append(context(f"promotion `{escape(view.id)}` · {escape(view.state)}{expires}"))
-    failed = view.state in ("failed", "rejected", "expired")
+    failed = view.state in ("failed", "rejected", "expired", "blocked")
     return message(
         title, blocks, in_channel=True, detail=f"promotion {view.id}: {view.summary}", failed=failed
     )

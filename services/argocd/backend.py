@@ -13,7 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from services.argocd import convert, plans
-from services.argocd.client import DEFAULT_LIST_FIELDS, DEPLOYED_FIELDS, NAME_FIELDS, ArgoCDClient
+from services.argocd.client import (
+    ANNOTATION_FIELD,
+    DEFAULT_LIST_FIELDS,
+    DEPLOYED_FIELDS,
+    NAME_FIELDS,
+    ArgoCDClient,
+)
 from services.argocd.errors import ArgoCDError
 from services.argocd.payloads import (
     ApplicationPayload,
@@ -145,12 +151,19 @@ class ArgoCDBackend:
     # -- reading -----------------------------------------------------------------------------
 
     def list_apps(
-        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+        self,
+        *,
+        selector: str | None = None,
+        project: str | None = None,
+        deployed: bool = False,
+        annotations: bool = False,
     ) -> list[AppStatus]:
         with self._errors(None, "list"):
             fields = self._list_fields
             if deployed and fields is not None:
                 fields = (*fields, *DEPLOYED_FIELDS)
+            if annotations and fields is not None:
+                fields = (*fields, ANNOTATION_FIELD)
             payload = self.client.list_apps(
                 projects=(project,) if project else (), selector=selector, fields=fields
             )

@@ -30,6 +30,9 @@ from services.metrics import Metrics
 from services.settings.model import ArgoCDInstance
 
 # The whitelist the UI uses (docs §4.1): everything a list or status summary needs, nothing more.
+# Only when asked (`sync --selector` reads sync waves): Argo CD returns all annotations or none,
+# and kubectl's last-applied-configuration alone can be the size of the whole Application.
+ANNOTATION_FIELD = "items.metadata.annotations"
 DEFAULT_LIST_FIELDS: tuple[str, ...] = (
     "items.metadata.name",
     "items.metadata.namespace",
@@ -217,4 +220,4 @@ class ArgoCDClient:
         return cast(RevisionMetadataPayload, raw)
 
 
-__all__ = ["DEFAULT_LIST_FIELDS", "NAME_FIELDS", "USER_AGENT", "ArgoCDClient", "Refresh"]
+__all__ = ["ANNOTATION_FIELD", "DEFAULT_LIST_FIELDS", "NAME_FIELDS", "USER_AGENT", "ArgoCDClient", "Refresh"]

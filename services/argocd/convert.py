@@ -27,6 +27,7 @@ from services.backend import (
     Operation,
     ResourceChange,
     ResourceStatus,
+    kept_annotations,
 )
 
 _DONE_STATUSES = frozenset({"Synced", "SyncFailed", "Pruned", "PruneSkipped"})
@@ -220,6 +221,7 @@ def app_status(
         reconciled_at=timestamp(status.get("reconciledAt")),
         labels=tuple(sorted((k, v) for k, v in labels.items() if isinstance(v, str))),
         ui_url=ui_url(browser_url, ref),
+        annotations=kept_annotations(mapping(meta.get("annotations"))),
     )
 
 

@@ -4,6 +4,9 @@ The application only ever appends; triggers (services/store/schema.py) refuse UP
 inside retention, so a bug cannot rewrite history either. Each row is hash-chained to the one
 before it (services/audit/chain.py), and `append` returns only once its row is committed with
 synchronous=FULL: an acknowledged row survives a crash or a power cut.
+
+Listeners (`subscribe`) hear of every row once it is committed, in the appending thread, outside
+the database lock: a row written inside a caller's own transaction is announced when that commits.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _GATHER = 0.0002  # seconds a writer waits for company when appends are concurre
 _TEXT_LIMIT = 2000  # bound third-party text (error messages, commit messages) in rows
 _REDACTED_FIELDS = ("command", "detail", "target", "user_name")
 _EVENT_FIELDS = (*(f for f in HASHED_FIELDS if f not in ("id", "ts")), *OPTIONAL_HASHED)
+Listener = Callable[[AuditEvent], None]
 
 __all__ = [
     "MIGRATIONS",
@@ -48,6 +52,7 @@ __all__ = [
     "AuditPage",
     "AuditQuery",
     "AuditStore",
+    "Listener",
     "Outcome",
     "VerifyReport",
 ]
@@ -65,6 +70,13 @@ class AuditStore:
         self._redact = redact or Redactor()
         self._commits = _GroupCommit(self._write)
         self._targets = TargetCatalog()
+        self._listeners: tuple[Listener, ...] = ()
+
+    def subscribe(self, listener: Listener) -> None:
+        """Call `listener` with every row appended from now on (with its id and ts), after its
+        commit. It runs in the appending thread, so it must be quick (queue the work); what it
+        raises is logged and goes no further."""
+        self._listeners = (*self._listeners, listener)
 
     @property
     def path(self) -> Path:
@@ -78,8 +90,13 @@ class AuditStore:
         """Write one row; returns once it is durably committed, with its id."""
         row = self._row(event)
         # A caller already inside the database lock must not wait for a writer that needs it.
-        rowid = self._write([row])[0] if self._holds_database_lock() else self._commits.submit(row)
-        return AuditEvent(**{**row, "ts": event.ts or datetime.fromisoformat(row["ts"]), "id": rowid})
+        if self._holds_database_lock():
+            [rowid], joined = self._write_rows([row])
+        else:
+            rowid, joined = self._commits.submit(row), False
+        written = AuditEvent(**{**row, "ts": event.ts or datetime.fromisoformat(row["ts"]), "id": rowid})
+        self._announce([written], joined)
+        return written
 
     def append_many(self, events: Iterable[AuditEvent]) -> list[AuditEvent]:
         """Write all rows in one transaction (all or none), in order; for imports and bulk writers."""
@@ -87,11 +104,13 @@ class AuditStore:
         rows = [self._row(e) for e in given]
         if not rows:
             return []
-        ids = self._write(rows)
-        return [
+        ids, joined = self._write_rows(rows)
+        written = [
             AuditEvent(**{**row, "ts": e.ts or datetime.fromisoformat(row["ts"]), "id": rowid})
             for e, row, rowid in zip(given, rows, ids, strict=True)
         ]
+        self._announce(written, joined)
+        return written
 
     def recent(
         self, limit: int = 50, *, target: str | None = None, user_id: str | None = None
@@ -147,15 +166,35 @@ class AuditStore:
         return row
 
     def _write(self, rows: list[Row]) -> list[int]:
+        return self._write_rows(rows)[0]
+
+    def _write_rows(self, rows: list[Row]) -> tuple[list[int], bool]:
+        """The new ids, and whether the rows joined a transaction the caller has open."""
         try:
             with self.database.lock:
                 if self.database.db.conn.in_transaction:
                     # Called inside the caller's own transaction: the rows commit or roll back with it.
-                    return append_rows(self.database.db, rows)
+                    return append_rows(self.database.db, rows), True
                 with self.database.transaction() as db:
-                    return append_rows(db, rows)
+                    return append_rows(db, rows), False
         except sqlite3.Error as exc:
             raise BackendUnavailable("audit database", str(exc)) from exc
+
+    def _announce(self, events: list[AuditEvent], joined: bool) -> None:
+        if not self._listeners:
+            return
+        if joined:  # not committed yet: tell the listeners when (and only if) the caller's commit happens
+            self.database.after_commit(lambda: self._tell(events))
+        else:
+            self._tell(events)
+
+    def _tell(self, events: list[AuditEvent]) -> None:
+        for event in events:
+            for listener in self._listeners:
+                try:
+                    listener(event)
+                except Exception:  # a listener's bug never fails the append that was committed
+                    log.exception("audit listener failed", extra={"action": event.action})
 
     def _holds_database_lock(self) -> bool:
         # RLock._is_owned is what threading.Condition itself relies on; absent, assume not held.

@@ -174,7 +174,12 @@ class FluxBackend:
     # -- reading -----------------------------------------------------------------------------
 
     def list_apps(
-        self, *, selector: str | None = None, project: str | None = None, deployed: bool = False
+        self,
+        *,
+        selector: str | None = None,
+        project: str | None = None,
+        deployed: bool = False,
+        annotations: bool = False,
     ) -> list[AppStatus]:
         """One cluster-wide list per app kind and per source kind (Flux has no projects)."""
         if project is not None:

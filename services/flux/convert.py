@@ -11,7 +11,15 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
-from services.backend import AppRef, AppStatus, Condition, HistoryEntry, Operation, ResourceStatus
+from services.backend import (
+    AppRef,
+    AppStatus,
+    Condition,
+    HistoryEntry,
+    Operation,
+    ResourceStatus,
+    kept_annotations,
+)
 from services.flux.errors import bound
 from services.flux.kinds import HELM_RELEASE, FluxKind, kind_named
 
@@ -300,6 +308,7 @@ def app_status(
         suspended=suspended(obj),
         reconciled_at=reconciled or timestamp(mapping(conds.get("Ready")).get("lastTransitionTime")),
         labels=tuple(sorted((k, v) for k, v in labels.items() if isinstance(v, str))),
+        annotations=kept_annotations(mapping(meta(obj).get("annotations"))),
     )
 
 

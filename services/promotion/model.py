@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Literal, get_args
 
 from services.backend import AppRef
+from services.promotion.yaml_edit import VersionDelta
 
 # redundant: nothing left to promote, because another promotion (or a commit) already did it.
 PromotionStatus = Literal[
@@ -37,6 +38,7 @@ class PromotionPlan:
     empty: bool  # nothing to promote: the target already runs the source's versions
     source_ref: AppRef
     target_ref: AppRef
+    changes: tuple[VersionDelta, ...] = ()  # what the commit changes, value by value
 
 
 @dataclass(frozen=True)

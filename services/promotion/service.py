@@ -27,7 +27,13 @@ from services.git.safety import repo_path, trailer_lines
 from services.promotion.model import STATUSES, Promotion, PromotionPlan, PromotionStatus
 from services.promotion.snapshot import digest, head, read_files, snapshot, unified_diff
 from services.promotion.store import PromotionStore
-from services.promotion.yaml_edit import apply_versions, describe_changes, read_versions
+from services.promotion.yaml_edit import (
+    VersionDelta,
+    apply_versions,
+    describe_changes,
+    read_versions,
+    version_deltas,
+)
 from services.settings.model import App, CommitIdentity, GitRepository, Settings
 from services.validation import display_value
 
@@ -170,8 +176,10 @@ class PromotionService:
         current = read_versions(target_text, spec, filename=route.target_file)
         new_text = apply_versions(target_text, spec, wanted, filename=route.target_file)
         diff = unified_diff(route.target_file, target_text, new_text)
+        changes: tuple[VersionDelta, ...] = ()
         if diff:
-            summary = describe_changes(current, read_versions(new_text, spec, filename=route.target_file))
+            after = read_versions(new_text, spec, filename=route.target_file)
+            summary, changes = describe_changes(current, after), version_deltas(current, after)
         else:
             summary = f"nothing to promote: {route.to_env} already runs what {route.from_env} runs"
         plan = PromotionPlan(
@@ -188,6 +196,7 @@ class PromotionService:
             empty=not diff,
             source_ref=self._resolver.resolve(route.app.name, route.from_env),
             target_ref=self._resolver.resolve(route.app.name, route.to_env),
+            changes=changes,
         )
         return plan, new_text
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -44,6 +45,17 @@ class VersionValue:
     key: str  # "image registry.example.com/api", "chart" or a yaml path
     value: str  # see the module docstring for the image encoding
     display: str  # short, for summaries: "api 1.4.3", "chart podinfo 6.5.4"
+
+
+@dataclass(frozen=True)
+class VersionDelta:
+    """One value a promotion changes, as validators see it (services/extensions/model.py)."""
+
+    kind: Literal["image", "chart", "value"]
+    name: str  # the image as deployed (newName, else the entry's name), "chart podinfo", a yaml path
+    old: str | None  # tag (or digest), chart version or value before; None: added
+    new: str
+    image: str | None = None  # images: "registry/api:1.4.3" or "…@sha256:…"; None: no version named
 
 
 @dataclass(frozen=True)
@@ -118,6 +130,41 @@ def describe_changes(before: VersionSet, after: VersionSet) -> str:
                 parts.append(f"{old.display} → {new.display[len(label) :]}")
     parts += [f"{v.display} (removed)" for v in before.values if after.get(v.key) is None]
     return ", ".join(parts)
+
+
+def version_deltas(before: VersionSet, after: VersionSet) -> tuple[VersionDelta, ...]:
+    """What differs, one record per value, for validators: images with the full reference deployed."""
+    deltas: list[VersionDelta] = []
+    for new in after.values:
+        old = before.get(new.key)
+        if old is not None and old.value == new.value:
+            continue
+        if new.key.startswith(_IMAGE):
+            name = new.key[len(_IMAGE) :]
+            after_fields = _split_image(new.value)
+            image = after_fields.get("newName", name)
+            before_version = _image_version(_split_image(old.value)) if old is not None else None
+            version = _image_version(after_fields)
+            tag, digest = after_fields.get("newTag"), after_fields.get("digest")
+            ref = image + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+            deltas.append(
+                VersionDelta("image", image, before_version, version, ref if tag or digest else None)
+            )
+        elif new.key == _CHART:
+            deltas.append(
+                VersionDelta("chart", new.display[: -len(new.value)].strip(), _value(old), new.value)
+            )
+        else:
+            deltas.append(VersionDelta("value", new.key, _value(old), new.value))
+    return tuple(deltas)
+
+
+def _image_version(fields: dict[str, str]) -> str:
+    return fields.get("newTag") or fields.get("digest") or ""
+
+
+def _value(found: VersionValue | None) -> str | None:
+    return found.value if found is not None else None
 
 
 def changed(before: VersionSet, after: VersionSet) -> bool:

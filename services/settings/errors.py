@@ -158,11 +158,18 @@ def _message(root: type[BaseModel], error: ErrorDetails) -> str:
     return error["msg"]  # our own PydanticCustomError messages, and anything rare
 
 
+# Lists of entries told apart by `kind`: pydantic puts the kind into the error's location
+# (`validators.0.change_window.timezone`); the key a user wrote has no such level.
+_BY_KIND = frozenset({"validators", "notifiers"})
+
+
 def translate(root: type[BaseModel], exc: ValidationError) -> list[Problem]:
     """One `Problem` per pydantic error of validating `root`, in the order pydantic found them."""
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
         loc = error["loc"]
+        if len(loc) >= 4 and loc[0] in _BY_KIND and isinstance(loc[1], int) and isinstance(loc[2], str):
+            loc = (*loc[:2], *loc[3:])
         if loc and loc[-1] == "[key]":
             problems.append(Problem(format_path(loc[:-1]), "keys must be text", error["type"]))
             continue

@@ -16,8 +16,6 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     SecretStr,
     field_serializer,
@@ -25,6 +23,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.settings.base import Section as _Section
+from services.settings.extensions import FrozenTree, NotifierSpec, PluginSettings, SyncSettings, ValidatorSpec
 from services.settings.types import (
     ChannelId,
     ConfigPath,
@@ -56,24 +56,6 @@ ACTIONS: tuple[str, ...] = get_args(Action)
 BUILTIN_ROLES: tuple[str, ...] = ("viewer", "deployer", "approver", "admin")
 Backend = Literal["argocd", "flux"]
 BACKEND_LABELS: Mapping[str, str] = MappingProxyType({"argocd": "Argo CD instance", "flux": "Flux cluster"})
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _empty_means_default(cls, data: Any) -> Any:
-        # `key:` with nothing after it is YAML null; treat it as "use the default", which is what
-        # a section whose children are all commented out means.
-        if not isinstance(data, Mapping):
-            return data
-        fields = cls.model_fields
-        return {
-            k: v
-            for k, v in data.items()
-            if v is not None or k not in fields or fields[k].get_default(call_default_factory=True) is None
-        }
 
 
 class SlackSettings(_Section):
@@ -359,6 +341,11 @@ class Settings(_Section):
     git: GitSettings = Field(default_factory=GitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+    validators: tuple[ValidatorSpec, ...] = ()
+    notifiers: tuple[NotifierSpec, ...] = ()
+    plugins: tuple[str, ...] = ()  # third-party plugins (entry-point group gitops_bot), by name
+    plugin_settings: PluginSettings = Field(default_factory=lambda: FrozenTree({}))
 
     @model_validator(mode="before")
     @classmethod
@@ -419,11 +406,13 @@ class Secrets:
     slack_app_token: SecretStr | None = None
     argocd_tokens: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)  # instance -> token
     git_credentials: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)  # repository -> token
+    # Secrets extensions name by environment variable (`secret_env`, `password_env`, …): name -> value.
+    named: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)
 
     def values(self) -> tuple[str, ...]:
         """Every non-empty secret value, for log redaction."""
         singles = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
-        every = [*singles, *self.argocd_tokens.values(), *self.git_credentials.values()]
+        every = [*singles, *self.argocd_tokens.values(), *self.git_credentials.values(), *self.named.values()]
         return tuple(v for s in every if s is not None and (v := s.get_secret_value()))
 
     def __repr__(self) -> str:
@@ -434,7 +423,8 @@ class Secrets:
             f"Secrets(slack_bot_token={mark(self.slack_bot_token)}, "
             f"slack_signing_secret={mark(self.slack_signing_secret)}, "
             f"slack_app_token={mark(self.slack_app_token)}, "
-            f"argocd_tokens={sorted(self.argocd_tokens)}, git_credentials={sorted(self.git_credentials)})"
+            f"argocd_tokens={sorted(self.argocd_tokens)}, git_credentials={sorted(self.git_credentials)}, "
+            f"named={sorted(self.named)})"
         )
 
     __str__ = __repr__

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +34,7 @@ class Database:
         except (OSError, sqlite3.Error) as exc:
             raise BackendUnavailable("database", f"cannot open {path}: {exc}") from exc
         self._closed = False
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def schema_version(self) -> int:
@@ -48,13 +49,27 @@ class Database:
                 self.db.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise BackendUnavailable("database", str(exc)) from exc
+            self._after_commit = []
             try:
                 yield self.db
             except BaseException:
+                self._after_commit = []
                 self.db.execute("ROLLBACK")
                 raise
             else:
                 self.db.execute("COMMIT")
+                committed, self._after_commit = self._after_commit, []
+        for callback in committed:
+            callback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction this thread has open commits, after `transaction()`
+        lets go of the lock (never if it rolls back); at once when none is open. It must not raise."""
+        with self.lock:
+            if self.db.conn.in_transaction:
+                self._after_commit.append(callback)
+                return
+        callback()
 
     def is_writable(self) -> bool:
         """For /readyz: take the write lock and release it without changing anything."""

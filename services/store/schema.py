@@ -244,6 +244,33 @@ def _inflight_watch(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE inflight_requests ADD COLUMN watch TEXT")
 
 
+def _notification_outbox(db: sqlite_utils.Database) -> None:
+    # Events waiting for (or done with) a notifier's delivery, so none is lost across a restart:
+    # one row per notifier and event (the unique index), the JSON body fixed when it was queued.
+    # state: pending → delivered, or dead after the notifier's max_attempts (services/extensions/outbox.py).
+    db.execute(
+        """CREATE TABLE notification_outbox (
+            id INTEGER PRIMARY KEY,
+            notifier TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            target TEXT NOT NULL,
+            body TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at REAL NOT NULL,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )"""
+    )
+    db.execute("CREATE UNIQUE INDEX idx_outbox_notifier_event ON notification_outbox (notifier, event_id)")
+    db.execute("CREATE INDEX idx_outbox_state_due ON notification_outbox (state, next_attempt_at)")
+    # How far each notifier has taken the audit trail into its outbox: on start, rows after it
+    # (appended while no delivery ran, or lost between an append and its outbox write) are taken.
+    db.execute("CREATE TABLE notification_cursor (notifier TEXT PRIMARY KEY, audit_id INTEGER NOT NULL)")
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -259,4 +286,5 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (11, "seen_requests.expires_at: Slack deliveries are run once", _seen_deliveries),
     (12, "promotions.forced_by: a lock overridden with --force at request", _promotion_force),
     (13, "inflight_requests.watch: operations followed again after a restart", _inflight_watch),
+    (14, "notification_outbox, notification_cursor: notifier deliveries", _notification_outbox),
 )
