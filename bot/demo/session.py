@@ -29,8 +29,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 BANNER = (
     "gitops-bot demo: the real bot, with a fake Slack, a fake Argo CD, fake Flux controllers and a real Git",
     "repository, all on 127.0.0.1 in {root} (deleted when you leave).",
-    "You are @alice in #deploys. Try /gitops help, /gitops status, then promote web to prod and /as bob;",
-    "type help for the console's own commands, quit (or Ctrl-D) to leave.",
+    "You are @alice in #deploys. Try /gitops help, /gitops status, then promote web to prod and /as bob.",
+    "Prod syncs start inside a change freeze (a validator): try /gitops sync web prod, then as carol (an",
+    "admin) add --force. Every audited event also goes to a signed webhook: type webhooks to see them.",
+    "Type help for the console's own commands, quit (or Ctrl-D) to leave.",
 )
 
 
