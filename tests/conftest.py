@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,8 @@ from bot.config import LoadedConfig, parse_config_text
 from handlers.deps import Executor
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
+from services.argocd import build_argocd_backends
+from services.backend import GitOpsBackend
 from tests.suggestions import unrunnable
 
 # Fixtures of the fake Argo CD contract tests (argocd, client, clock, slow_client).
@@ -59,6 +62,17 @@ def config_for(
 
 
 BotFactory = Callable[..., tuple[Runtime, SlackSender]]
+
+
+def start_on_argocd(
+    loaded: LoadedConfig, fake: FakeSlack, *, poll_interval: float = 0.05, **options: Any
+) -> tuple[Runtime, SlackSender]:
+    """The real bot on an ephemeral port with the Argo CD instances `loaded` names (real clients,
+    short polls), and a signed-request sender for it. `options` go to build_runtime (a clock…)."""
+    argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=poll_interval)
+    backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
+    runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends, **options).start()
+    return runtime, SlackSender(f"http://127.0.0.1:{runtime.server.port}/slack/events", SIGNING_SECRET, fake)
 
 
 @pytest.fixture

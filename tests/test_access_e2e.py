@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_runtime
 from handlers.admin.reminders import expire_locks
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
-from sandbox.slack_client import SlackSender
-from services.argocd import build_argocd_backends
-from services.backend import GitOpsBackend
-from tests.conftest import SIGNING_SECRET, config_for
+from tests.conftest import config_for, start_on_argocd
 from tests.test_argocd_commands import CHANNEL, Bot
 
 ACCESS = """
@@ -65,10 +61,7 @@ def guarded_bot(tmp_path: Path, fake_slack: FakeSlack, grants: str = "") -> Iter
         extra_yaml=ACCESS.format(url=argocd.base_url).replace("  rate_limit:", grants + "  rate_limit:"),
         extra_env={"ARGOCD_TOKEN": JWT_TOKEN},
     )
-    argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
-    backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
-    runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
-    sender = SlackSender(f"http://127.0.0.1:{runtime.server.port}/slack/events", SIGNING_SECRET, fake_slack)
+    runtime, sender = start_on_argocd(loaded, fake_slack)
     try:
         yield Bot(runtime, sender, fake_slack, argocd)
     finally:

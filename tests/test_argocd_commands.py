@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Runtime, build_runtime
+from bot.app import Runtime
 from handlers.rollback.reminders import remind_holds
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 from sandbox.slack_models import Message
-from services.argocd import build_argocd_backends
-from services.backend import GitOpsBackend
-from tests.conftest import SIGNING_SECRET, config_for
+from tests.conftest import config_for, start_on_argocd
 
 CHANNEL = "C0DEPLOYS"
 
@@ -100,10 +98,7 @@ def _bot(tmp_path: Path, fake_slack: FakeSlack, argocd: FakeArgoCD) -> Iterator[
     loaded = config_for(
         tmp_path, fake_slack, extra_yaml=_config(argocd), extra_env={"ARGOCD_TOKEN": JWT_TOKEN}
     )
-    argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
-    backends: dict[str, GitOpsBackend] = {f"argocd:{name}": backend for name, backend in argo.items()}
-    runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
-    sender = SlackSender(f"http://127.0.0.1:{runtime.server.port}/slack/events", SIGNING_SECRET, fake_slack)
+    runtime, sender = start_on_argocd(loaded, fake_slack)
     try:
         yield Bot(runtime, sender, fake_slack, argocd)
     finally:

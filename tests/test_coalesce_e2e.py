@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_runtime
 from bot.config import LoadedConfig, parse_config_text
 from bot.wiring import Services, build_services
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
-from services.argocd import ArgoCDBackend, build_argocd_backends
+from services.argocd import ArgoCDBackend
 from services.argocd.client import NAME_FIELDS
 from services.backend import GitOpsBackend
 from services.coalesce import CoalescingBackend
@@ -27,7 +26,7 @@ from services.jobs import JobRunner
 from services.metrics import Metrics
 from services.store.db import Database
 from tests.argocd_fixtures import backend_for
-from tests.conftest import SIGNING_SECRET, config_for
+from tests.conftest import config_for, start_on_argocd
 
 APPS = "/api/v1/applications"
 CHANNEL = "C0DEPLOYS"
@@ -161,12 +160,9 @@ access:
       users: [U0ALICE, U0BOB]
 """
     loaded = config_for(tmp_path, fake_slack, extra_yaml=yaml, extra_env={"ARGOCD_TOKEN": JWT_TOKEN})
-    argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
-    backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
-    runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
-    url = f"http://127.0.0.1:{runtime.server.port}/slack/events"
+    runtime, sender = start_on_argocd(loaded, fake_slack)
     try:
-        yield SlackSender(url, SIGNING_SECRET, fake_slack), runtime.server.port
+        yield sender, runtime.server.port
     finally:
         runtime.stop()
 

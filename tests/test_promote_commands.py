@@ -14,18 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import Runtime, build_runtime
+from bot.app import Runtime
 from handlers.promote.executor import expire_promotions
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.flux_git import commit_file, make_deploy_repo
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 from sandbox.slack_models import Message
-from services.argocd import build_argocd_backends
-from services.backend import GitOpsBackend
 from services.extensions.hookspecs import PROJECT
 from services.extensions.manager import Extensions
-from tests.conftest import SIGNING_SECRET, config_for
+from tests.conftest import config_for, start_on_argocd
 
 CHANNEL = "C0DEPLOYS"
 KUSTOMIZATION = """\
@@ -106,11 +104,7 @@ access:
             extensions, problems = Extensions.load(settings, available=found)
             assert not problems, problems
             loaded = dataclasses.replace(loaded, settings=settings, extensions=extensions)
-        argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
-        backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
-        self.runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends, clock=clock).start()
-        url = f"http://127.0.0.1:{self.runtime.server.port}/slack/events"
-        self.sender = SlackSender(url, SIGNING_SECRET, self.slack)
+        self.runtime, self.sender = start_on_argocd(loaded, self.slack, clock=clock)
         try:
             yield self
         finally:

@@ -13,22 +13,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.app import build_runtime
 from handlers.gitops.batch import plan_batch
 from handlers.grammar.parser import parse_command
 from handlers.grammar.spec import SUBCOMMANDS
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
-from services.argocd import build_argocd_backends
-from services.backend import AppRef, GitOpsBackend
+from services.backend import AppRef
 from services.errors import UserError
 from services.extensions.builtin.strategies import SYNC_WAVE, plan, wave_of
 from services.extensions.hookspecs import hookimpl
 from services.extensions.manager import Extensions
 from services.extensions.model import BatchPlan, BatchTarget
 from services.settings.model import Settings
-from tests.conftest import SIGNING_SECRET, config_for
+from tests.conftest import config_for, start_on_argocd
 
 CHANNEL = "C0DEPLOYS"
 NOW = datetime(2026, 11, 10, 12, 0, tzinfo=UTC)
@@ -230,10 +228,7 @@ access:
       users: [U0ALICE]
 """
     loaded = config_for(tmp_path, slack, extra_yaml=yaml, extra_env={"ARGOCD_TOKEN": JWT_TOKEN})
-    argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.05)
-    backends: dict[str, GitOpsBackend] = {f"argocd:{name}": backend for name, backend in argo.items()}
-    runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
-    sender = SlackSender(f"http://127.0.0.1:{runtime.server.port}/slack/events", SIGNING_SECRET, slack)
+    runtime, sender = start_on_argocd(loaded, slack)
     try:
         yield Bot(sender, slack, argocd)
     finally:

@@ -15,13 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_runtime
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.slack_api import FakeSlack
-from sandbox.slack_client import SlackSender
-from services.argocd import build_argocd_backends
-from services.backend import GitOpsBackend
-from tests.conftest import SIGNING_SECRET, config_for
+from tests.conftest import config_for, start_on_argocd
 from tests.test_argocd_commands import CHANNEL, Bot
 
 GRANTS = """
@@ -48,10 +44,7 @@ def _bot(tmp_path: Path, fake_slack: FakeSlack, argocd: FakeArgoCD, *, timeout: 
         extra_yaml=GRANTS.format(url=argocd.base_url, timeout=timeout),
         extra_env={"ARGOCD_TOKEN": JWT_TOKEN},
     )
-    argo = build_argocd_backends(loaded.settings, loaded.secrets, poll_interval=0.1)
-    backends: dict[str, GitOpsBackend] = {f"argocd:{n}": b for n, b in argo.items()}
-    runtime = build_runtime(loaded, port=0, host="127.0.0.1", backends=backends).start()
-    sender = SlackSender(f"http://127.0.0.1:{runtime.server.port}/slack/events", SIGNING_SECRET, fake_slack)
+    runtime, sender = start_on_argocd(loaded, fake_slack, poll_interval=0.1)
     try:
         yield Bot(runtime, sender, fake_slack, argocd)
     finally:

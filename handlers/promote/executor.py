@@ -128,6 +128,7 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
             ),
             mentions=[lock.created_by],
         )
+    plan, found = None, None  # what the validators say now; the card below shows the same
     if promotion.open and deps.extensions is not None:  # a window may have closed since the request
         plan = service.plan(promotion.app, promotion.to_env, promotion.from_env)
         found = promoter.findings(plan, user=click.caller.user_id, forced=bool(promotion.forced_by),
@@ -142,7 +143,7 @@ def _approve(promoter: Promoter, click: Click, conversation: Conversation) -> tu
         promoter.audit_step(promotion, "approved", f"approved {have} of {need}", user=click.caller.user_id,
                             user_name=click.caller.user_name)  # fmt: skip
     if not promotion.became_approved:
-        card = promoter.view(promotion, None, state="pending")
+        card = promoter.view(promotion, plan, state="pending", findings=found)
         have, need = len(promotion.approvals), promotion.approvals_required
         return replace(card, detail=f"promotion {promotion.id}: approval {have} of {need}"), target
     newer = service.still_current(promotion)

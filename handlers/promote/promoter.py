@@ -61,13 +61,14 @@ class Promoter:
         """The card. Pending cards show what the validators say now (computed when not given)."""
         ops = self.deps.ops
         source_status = running_since = auto_sync = None
-        if ops is not None and plan is None and state == "pending" and findings is None:
+        recheck = state == "pending" and findings is None and self.deps.extensions is not None
+        if ops is not None and plan is None and recheck:  # the validators need the change as it is now
             plan = _quiet(lambda: self.service.plan(promotion.app, promotion.to_env, promotion.from_env))
         if ops is not None and plan is not None:
             source_status, running_since = self._source(plan)
             target = _quiet(lambda: ops.status(plan.target_ref))
             auto_sync = target.auto_sync if target is not None else None
-        if findings is None and state == "pending" and plan is not None:
+        if recheck and plan is not None:
             try:
                 findings = self._validate(plan, promotion.requester, bool(promotion.forced_by), "request",
                                           source_status, running_since)  # fmt: skip
