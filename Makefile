@@ -41,6 +41,7 @@ bench: $(STAMP_RUN)
 	$(BIN)/python bench/notify.py
 	$(BIN)/python bench/promotion.py
 	$(BIN)/python bench/drift_scan.py
+	$(BIN)/python bench/pipelines.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -41,9 +41,13 @@ from handlers.drift.executor import drift_executor
 from handlers.drift.job import DriftJob
 from handlers.follow import RENDERERS, RendererFactory
 from handlers.gitops.executor import gitops_executors
+from handlers.pipelines import follow as pipeline_follow
+from handlers.pipelines.executor import pipeline_executor, pipelines_executor
+from handlers.pipelines.monitor import PipelineMonitor
 from handlers.promote.executor import Promoter, promote_executor
 from handlers.promote.promoter import promotion_renderer
 from handlers.recovery import Cutoff, recover
+from handlers.resume import Follower
 from handlers.rollback.executor import rollback_executor
 from services.access.policy import AccessPolicy, CachedGroupDirectory
 from services.access.ratelimit import RateLimiter
@@ -124,9 +128,14 @@ class Runtime:
     socket_handler: SocketModeHandler | None = None
     promoter: Promoter | None = None
     drift: DriftJob | None = None
+    pipeline_monitor: PipelineMonitor | None = None
     leadership: Leadership | None = None
     repos: RepoCache | None = None  # its kept-open git processes end at stop
     renderers: Mapping[str, RendererFactory] = field(default_factory=lambda: dict(RENDERERS))
+    # Followed operations that are not an app's (a Tekton run), picked up again after a restart.
+    followers: Mapping[str, Follower] = field(
+        default_factory=lambda: {pipeline_follow.SPEC_KIND: pipeline_follow.resume}
+    )
     _stopped: bool = field(default=False, repr=False)
     # Start-up work off the start path; joined at stop, so none outlives the database or is cut
     # off by the interpreter's exit (a daemon thread waking then aborts the process).
@@ -142,7 +151,12 @@ class Runtime:
                 self._helper(
                     "recover-requests",
                     lambda: recover(
-                        self.deps, self.app.client, left, why="restart", renderers=self.renderers
+                        self.deps,
+                        self.app.client,
+                        left,
+                        why="restart",
+                        renderers=self.renderers,
+                        followers=self.followers,
                     ),
                 )
         self.server.start()
@@ -225,6 +239,8 @@ class Runtime:
             helper.join(timeout=HELPER_JOIN_SECONDS)
         if self.repos is not None:
             self.repos.close()
+        if self.deps.pipelines is not None:
+            self.deps.pipelines.close()  # the Tekton clients' connection pools
         if self.deps.extensions is not None:
             self.deps.extensions.shutdown()  # notifiers stop delivering; their outboxes stay in the database
         # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
@@ -297,9 +313,12 @@ def build_runtime(
             policy, locks=built.locks, resolver=built.ops.resolver, extensions=loaded.extensions
         ),
         rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
+        pipelines=built.pipelines,
     )
     try:
-        loaded.extensions.configure(settings, PluginContext(database, deps.clock, loaded.secrets.named))
+        loaded.extensions.configure(
+            settings, PluginContext(database, deps.clock, loaded.secrets.named, pipelines=built.pipelines)
+        )
     except PluginFailed as exc:
         database.close()
         jobs.close(timeout=0)
@@ -322,6 +341,9 @@ def build_runtime(
     if built.backends:
         executors["promote"] = promote_executor(promoter)
     executors["drift"] = drift_executor(deps, built.incidents)
+    if built.pipelines is not None:
+        executors["pipelines"] = pipelines_executor(deps, built.pipelines)
+        executors["pipeline"] = pipeline_executor(deps, built.pipelines)
     executors.update(extra_executors or {})
     mode = slack_mode(loaded)
     replay = ReplayGuard(database)
@@ -374,9 +396,13 @@ def build_runtime(
     )
     leadership = build_leadership(settings, leader_identity or default_identity())
     drift_job = DriftJob(deps, app.client, built.incidents, leadership)
-    scheduler = build_scheduler(deps, app.client, drift=drift_job, promoter=promoter)
+    monitor = PipelineMonitor(deps, app.client, leadership) if built.pipelines is not None else None
+    scheduler = build_scheduler(
+        deps, app.client, drift=drift_job, promoter=promoter, pipeline_monitor=monitor
+    )
     runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
     runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership
+    runtime.pipeline_monitor = monitor
     runtime.repos = built.repos
     runtime.renderers = {**RENDERERS, "promotion": promotion_renderer(promoter)}
     return runtime

@@ -1,6 +1,7 @@
 """Scheduler wiring: APScheduler in the background of the same process.
 
-Jobs: hold reminders now; drift scans and expiries plug in here as they land.
+Jobs: hold reminders, lock and promotion expiry, audit retention, the drift scan and the
+pipeline monitor (both leader-only inside their own `run`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from slack_sdk import WebClient
 from handlers.admin.reminders import expire_locks
 from handlers.deps import Deps
 from handlers.drift.job import DriftJob
+from handlers.pipelines.monitor import PipelineMonitor
 from handlers.promote.executor import Promoter, expire_promotions
 from handlers.rollback.reminders import remind_holds
 
@@ -27,6 +29,7 @@ def build_scheduler(
     *,
     drift: DriftJob | None = None,
     promoter: Promoter | None = None,
+    pipeline_monitor: PipelineMonitor | None = None,
     tick: timedelta = timedelta(minutes=1),
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
@@ -51,6 +54,15 @@ def build_scheduler(
             seconds=settings.interval.total_seconds(),
             jitter=int(settings.jitter.total_seconds()) or None,
             id="drift-scan",
+        )
+    monitor = deps.settings.pipeline_monitor
+    if pipeline_monitor is not None and deps.pipelines is not None and deps.settings.pipeline_monitor_enabled:
+        scheduler.add_job(
+            _safe(pipeline_monitor.run, "pipeline monitor"),
+            "interval",
+            seconds=monitor.interval.total_seconds(),
+            jitter=int(monitor.jitter.total_seconds()) or None,
+            id="pipeline-monitor",
         )
     if promoter is not None:
         scheduler.add_job(

@@ -18,9 +18,12 @@ from services.holds import HoldStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
+from services.pipelines import PipelineRuns
 from services.promotion.service import PromotionService
 from services.promotion.store import PromotionStore
+from services.redaction import Redactor
 from services.store.db import Database
+from services.tekton.client import TektonClient
 from services.watcher import Watcher, WatchOptions
 
 
@@ -35,6 +38,7 @@ class Services:
     promotions: PromotionService
     promotion_store: PromotionStore
     incidents: IncidentStore
+    pipelines: PipelineRuns | None = None  # when `tekton:` is configured
 
 
 def _coalesced(backend: GitOpsBackend, ttl: float, metrics: Metrics) -> GitOpsBackend:
@@ -88,4 +92,17 @@ def build_services(
         promotions=PromotionService(settings, repos, ops.resolver, promotion_store),
         promotion_store=promotion_store,
         incidents=IncidentStore(database),
+        pipelines=build_pipelines(loaded, metrics),
     )
+
+
+def build_pipelines(
+    loaded: LoadedConfig, metrics: Metrics, *, clients: Mapping[str, TektonClient] | None = None
+) -> PipelineRuns | None:
+    """One TektonClient per `tekton:` cluster (connections are made on first use)."""
+    settings = loaded.settings
+    if not settings.tekton:
+        return None
+    if clients is None:
+        clients = {c.name: TektonClient(c, metrics=metrics) for c in settings.tekton}
+    return PipelineRuns(settings, clients, redactor=Redactor(loaded.secrets.values()))

@@ -6,7 +6,7 @@ The shared parts sit here: `commands` (the `/gitops` listener) and `clicks` (the
 `cards` (Block Kit pieces), `messages` (every string), `help`, `builtin` (`whoami`), `actions`
 (expired buttons). Each subcommand family has a package with its `executor` and `views`:
 `gitops/` (status, sync, diff, history, suspend, resume), `rollback/`, `promote/`, `drift/`,
-`admin/` (lock, unlock), `audit/`.
+`admin/` (lock, unlock), `audit/`, `pipelines/` (Tekton runs).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from handlers import actions, commands
 from handlers.audit import executor as audit
 from handlers.deps import Deps
 from handlers.drift import executor as drift
+from handlers.pipelines import executor as pipelines
 from handlers.promote import executor as promote
 from handlers.promote.promoter import Promoter
 from handlers.rollback import executor as rollback
@@ -40,6 +41,8 @@ def register(
         audit.register(app, deps)
     if deps.ops is not None:
         rollback.register(app, deps)
+    if deps.pipelines is not None:
+        pipelines.register(app, deps)
     actions.register_fallback(app, deps)  # last: specific buttons must register before it
 
     @app.error

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from handlers.caller import Caller
 from handlers.grammar.parser import CommandRequest
+from handlers.grammar.spec import SUBCOMMANDS
 from services.access.locks import Lock, LockStore
 from services.access.policy import AccessPolicy
 from services.apps import AppResolver
@@ -19,6 +20,7 @@ from services.backend import AppRef
 from services.errors import UserError
 from services.extensions.manager import Extensions
 from services.extensions.model import Action, Finding, PlannedChange
+from services.pipelines import PipelineTarget
 
 ANY_ENV = "*"  # a target no configured app maps to: only grants for every environment apply
 LOCKED_ACTIONS = frozenset({"sync", "rollback", "promote"})
@@ -57,7 +59,8 @@ class Authorizer:
 
     def command(self, caller: Caller, request: CommandRequest) -> None:
         """The coarse check, with the scope the command itself names."""
-        action = request.subcommand
+        spec = SUBCOMMANDS.get(request.subcommand)
+        action = spec.permission if spec is not None else request.subcommand
         env, app = request.env, request.app
         if action in ("lock", "unlock"):
             app = request.lock_app
@@ -109,5 +112,21 @@ class Authorizer:
                 raise UserError(f"Not {_PAST[action]}: a check refuses `{where}` now:\n{lines}")
         return Clearance(env, app, overridden, tuple(findings))
 
+    def pipeline(self, caller: Caller, action: str, target: PipelineTarget) -> str | None:
+        """May the caller start (`pipeline_run`) or cancel (`pipeline_cancel`) runs of this app's
+        pipeline? Checked in the target's environment; a pipeline named without one counts for
+        every environment, unless it builds only one. Returns the environment checked."""
+        env = pipeline_env(target)
+        self.policy.check(caller.user_id, action, env=env or ANY_ENV, app=target.app)
+        return env
+
     def allowed_actions(self, caller: Caller) -> frozenset[str]:
         return self.policy.allowed_actions(caller.user_id)
+
+
+def pipeline_env(target: PipelineTarget) -> str | None:
+    """The environment a pipeline run is for: the one named, else the only one it builds."""
+    if target.env is not None:
+        return target.env
+    envs = target.config.environments
+    return envs[0] if len(envs) == 1 else None

@@ -15,6 +15,7 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
 from handlers import messages as msg
+from handlers.authz import pipeline_env
 from handlers.blocks import Reply, escape, message, section
 from handlers.boundary import Result, error_result
 from handlers.caller import Caller
@@ -26,6 +27,7 @@ from handlers.help import help_reply
 from handlers.recording import accept, finish, record, run_tracked
 from services.correlation import new_correlation_id
 from services.errors import NotAvailable, UserError
+from services.pipelines import PipelineRuns
 from services.settings.types import format_duration
 
 log = logging.getLogger(__name__)
@@ -174,8 +176,20 @@ def _target(deps: Deps, request: CommandRequest) -> str:
         return request.env or ""
     if request.app is None:
         return ""
+    if request.subcommand in ("pipeline", "pipelines") and deps.pipelines is not None:
+        return _pipeline_target(deps, deps.pipelines, request, request.app)
     env = request.to if request.subcommand == "promote" else request.env
     return _typed(deps, request.app, env)
+
+
+def _pipeline_target(deps: Deps, pipelines: PipelineRuns, request: CommandRequest, name: str) -> str:
+    """A pipeline's name stands for its app (the same target its buttons' rows carry)."""
+    try:
+        target = pipelines.targets.resolve(name, request.env, request.namespace)
+    except UserError:  # a list over several pipelines, or a name the executor will refuse
+        owners = {t.app for t in pipelines.targets.all if t.pipeline == name}
+        return _typed(deps, owners.pop() if len(owners) == 1 else name, request.env)
+    return _typed(deps, target.app, pipeline_env(target))
 
 
 def _typed(deps: Deps, app: str, env: str | None) -> str:

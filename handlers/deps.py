@@ -20,6 +20,7 @@ from services.jobs import JobRunner
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.pending import PendingActions
+from services.pipelines import PipelineRuns
 from services.redaction import Redactor
 from services.settings.model import Settings
 
@@ -43,3 +44,4 @@ class Deps:
     redact: Redactor | None = None  # applied to command text on arrival: a pasted token goes no further
     inflight: InflightRequests | None = None  # requests in the background, to report after a restart
     extensions: Extensions | None = None  # validators, notifiers, batch strategies (built-in + plugins)
+    pipelines: PipelineRuns | None = None  # Tekton: the configured pipelines and their runs

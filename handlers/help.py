@@ -18,7 +18,7 @@ def _overview(allowed: frozenset[str] | None) -> Reply:
     specs = [
         s
         for s in SUBCOMMANDS.values()
-        if allowed is None or s.name in allowed or s.name in ("help", "whoami")
+        if allowed is None or s.permission in allowed or s.name in ("help", "whoami")
     ]
     lines = [f"`/gitops {spec.usage}`\n{escape(spec.summary)}" for spec in specs]
     # Two sections keep each under Slack's 3000-character section limit.

@@ -35,6 +35,8 @@ NOT_AVAILABLE_NEEDS: dict[str, str] = {
     "unlock": "deploy locks",
     "drift": "drift alerts",
     "audit": "audit queries from Slack (use the audit database meanwhile)",
+    "pipelines": "a Tekton cluster (`tekton:` in the config)",
+    "pipeline": "a Tekton cluster (`tekton:` in the config)",
 }
 
 ERROR_USER = ":warning: {message}"
@@ -291,3 +293,24 @@ BATCH_WAVE = "wave {name}"
 BATCH_PLAN_MISMATCH = (
     "strategy `{name}` planned other apps than the ones selected (a plugin bug); nothing was started."
 )
+
+# -- Tekton pipelines (issue 16)
+PIPELINES_TITLE = "Pipeline runs"
+PIPELINES_NONE = "No Tekton pipelines are configured for {what}."
+PIPELINES_NONE_HINT = "Add them under `apps[].pipelines` in the config (docs/configuration.md)."
+PIPELINE_STARTED = ":rocket: Started `{pipeline}` for `{app}`; follow it in the channel."
+PIPELINE_DISMISSED = "Run of `{pipeline}` not started (cancelled by <@{user}>). Nothing was created."
+PIPELINE_NOT_YOURS = "Only <@{user}>, who asked for this run, can start it."
+PIPELINE_GONE = "The pipeline `{pipeline}` of `{app}` is no longer configured; nothing was started."
+PIPELINE_CANCELLING = (
+    ":no_entry_sign: Cancelling `{run}`: its running tasks stop, its finally tasks still run. "
+    "The run's message shows when it has ended."
+)
+PIPELINE_CANCEL_REQUESTED = "Cancel requested by <@{user}>; finally tasks still run."
+PIPELINE_CANCELLED_BY = "Cancelled by <@{user}>."
+PIPELINE_ALREADY_CANCELLED = "Run `{run}` was already cancelled by <@{user}>; nothing more happened."
+PIPELINE_FOLLOW_ENDED = (
+    ":hourglass: Stopped following after {timeout}: {reason}. The run goes on in Tekton; "
+    "check it with `{check}`."
+)
+PIPELINE_FOLLOW_CUT = "Run `{run}`: gitops-bot stopped following it. Check it with `{check}`."

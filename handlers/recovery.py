@@ -24,7 +24,7 @@ from handlers import messages as msg
 from handlers.blocks import Block, context, escape, section
 from handlers.deps import Deps
 from handlers.follow import RENDERERS, RendererFactory
-from handlers.resume import resume, still_running
+from handlers.resume import Follower, resume, still_running
 from services.audit.trail import AuditEvent, Outcome
 from services.errors import GitOpsBotError
 from services.inflight import Inflight
@@ -33,6 +33,7 @@ from services.settings.model import Settings
 log = logging.getLogger(__name__)
 
 RESPONSE_URL_LIFETIME = timedelta(minutes=30)  # Slack's limit for response_url
+PIPELINE_ACTIONS = frozenset({"pipeline", "pipeline_start", "pipeline_cancel"})
 Why = Literal["restart", "shutdown"]
 
 
@@ -51,6 +52,7 @@ def recover(
     why: Why,
     cutoffs: Mapping[str, Cutoff] | None = None,
     renderers: Mapping[str, RendererFactory] | None = None,
+    followers: Mapping[str, Follower] | None = None,
     now: datetime | None = None,
 ) -> int:
     """Close every request given; returns how many. Slack failures are logged, never raised.
@@ -66,7 +68,7 @@ def recover(
             if why == "shutdown":
                 still_running(deps, client, request)
                 continue
-            if resume(deps, client, request, renderers or RENDERERS):
+            if resume(deps, client, request, renderers or RENDERERS, followers):
                 continue
         cut = (cutoffs or {}).get(request.correlation_id)
         outcome, detail = _outcome(request, why, cut)
@@ -106,7 +108,10 @@ def _outcome(request: Inflight, why: Why, cut: Cutoff | None) -> tuple[Outcome, 
 
 def _notice(settings: Settings, request: Inflight, why: Why, outcome: Outcome) -> str:
     what = msg.CUTOFF_SHUTDOWN if why == "shutdown" else msg.CUTOFF_RESTART
-    check = check_commands(settings, request.target)
+    if request.action in PIPELINE_ACTIONS:  # a Tekton run: where it shows, not the app's deploys
+        check = "`" + " ".join(["/gitops pipelines", *(p for p in request.target.split("/")[:2] if p)]) + "`"
+    else:
+        check = check_commands(settings, request.target)
     if outcome == "unknown":
         return msg.CUTOFF_UNKNOWN.format(what=what, check=check)
     if request.command.startswith("click "):

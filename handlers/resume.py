@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,23 +29,30 @@ from services.audit.trail import AuditEvent
 from services.backend import AppRef
 from services.errors import GitOpsBotError
 from services.inflight import Inflight
+from services.watcher import Reservation
 
 log = logging.getLogger(__name__)
 
+# Follows a request's operation again from its spec, for kinds whose status is not an AppStatus.
+Follower = Callable[[Deps, Conversation, Mapping[str, Any], Reservation], Reply]
+
 
 def resume(
-    deps: Deps, client: WebClient, request: Inflight, renderers: Mapping[str, RendererFactory]
+    deps: Deps,
+    client: WebClient,
+    request: Inflight,
+    renderers: Mapping[str, RendererFactory],
+    followers: Mapping[str, Follower] | None = None,
 ) -> bool:
-    """Follow `request`'s operation again; False when it cannot be (the caller reports it)."""
+    """Follow `request`'s operation again; False when it cannot be (the caller reports it).
+    `followers` pick up kinds that are not an app's operation (a Tekton run), by spec kind."""
     spec = request.watch
     if spec is None or deps.ops is None:
         return False
-    factory = renderers.get(str(spec.get("kind")))
-    if factory is None:
-        return False
     try:
-        ref = AppRef(**spec["ref"])
-        render = factory(deps, spec)
+        follow_again = _how(deps, spec, renderers, followers or {})
+        if follow_again is None:
+            return False
         reservation = deps.ops.watcher.reserve()
     except (GitOpsBotError, KeyError, TypeError, ValueError):
         log.warning("cannot follow a request again", extra={"action": request.action}, exc_info=True)
@@ -62,7 +69,7 @@ def resume(
 
     def again() -> Reply:
         try:
-            return follow(deps, conversation, ref, reservation, render)
+            return follow_again(conversation, reservation)
         except BaseException:
             reservation.release()
             raise
@@ -70,6 +77,25 @@ def resume(
     run_tracked(deps, accepted, conversation, again, deliver=lambda result: _deliver(conversation, result))
     log.info("following an operation again after a restart", extra={"action": request.action})
     return True
+
+
+def _how(
+    deps: Deps,
+    spec: Mapping[str, Any],
+    renderers: Mapping[str, RendererFactory],
+    followers: Mapping[str, Follower],
+) -> Callable[[Conversation, Reservation], Reply] | None:
+    """How to follow this spec's operation again; None for a kind nobody knows."""
+    kind = str(spec.get("kind"))
+    follower = followers.get(kind)
+    if follower is not None:
+        return lambda conversation, slot: follower(deps, conversation, spec, slot)
+    factory = renderers.get(kind)
+    if factory is None:
+        return None
+    ref = AppRef(**spec["ref"])
+    render = factory(deps, spec)
+    return lambda conversation, slot: follow(deps, conversation, ref, slot, render)
 
 
 def still_running(deps: Deps, client: WebClient, request: Inflight) -> None:
@@ -100,6 +126,8 @@ def still_running(deps: Deps, client: WebClient, request: Inflight) -> None:
 
 
 def _system(request: Inflight) -> str:
+    if (request.watch or {}).get("what"):  # a spec naming its system itself (a Tekton run)
+        return str((request.watch or {})["what"])
     ref = (request.watch or {}).get("ref") or {}
     backend = "Argo CD" if ref.get("backend") == "argocd" else "Flux"
     return f"{backend} {ref.get('instance') or ''}".strip()

@@ -85,6 +85,11 @@ class FakeKubernetes:
     def token(self) -> str:
         return self._cluster.token
 
+    @property
+    def cluster(self) -> Cluster:
+        """The API server's state, for fakes of other controllers on this server (`sandbox.tekton_fake`)."""
+        return self._cluster
+
     def write_kubeconfig(
         self, path: Path, *, context: str = "sandbox", namespace: str = "flux-system"
     ) -> Path:

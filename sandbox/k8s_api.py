@@ -2,7 +2,9 @@
 
 Writes are in `k8s_write` (PATCH). Only GET (one, list) and PATCH exist on resources, as the bot needs
 no more: other verbs answer 405 MethodNotAllowed and `?watch=true` 400 BadRequest. Leases (leader
-election, served with `leases=True`) also take POST and PUT: see `k8s_leases`.
+election, served with `leases=True`) also take POST and PUT: see `k8s_leases`. Types a fake lists in
+`Cluster.creatable` (Tekton's) take POST (`k8s_create`); `Cluster.subresources` serves extra GET
+subresources such as pods/log.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox import k8s_leases, k8s_write
+from sandbox import k8s_create, k8s_leases, k8s_write
 from sandbox import k8s_status as status
 from sandbox.argocd_http import Reply, Request
 from sandbox.k8s_cluster import EVENT, Cluster
@@ -86,11 +88,21 @@ class KubeApi:
         ):
             return k8s_leases.write(self._cluster, request, target.version, target.namespace, target.name)
         if target.name is None:
+            creatable = target.rtype.plural in self._cluster.creatable and target.namespace is not None
+            if request.method == "POST" and creatable:
+                return k8s_create.create(
+                    self._cluster, request, target.rtype, target.version, target.namespace or ""
+                )
             if request.method != "GET":
                 raise status.method_not_allowed()
             return self._list(request, target)
         if target.subresource not in (None, "status"):
-            raise status.no_route()
+            handler = self._cluster.subresources.get((target.rtype.plural, target.subresource))
+            if handler is None:
+                raise status.no_route()
+            if request.method != "GET":
+                raise status.method_not_allowed()
+            return handler(request, target.namespace or "", target.name)
         if request.method == "GET":
             return self._get(target)
         if request.method == "PATCH" and target.subresource is None:

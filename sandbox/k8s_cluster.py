@@ -7,10 +7,15 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from sandbox.argocd_http import Reply, Request
 from sandbox.k8s_registry import Registry, ResourceType
 from sandbox.k8s_store import Entry, Key, Store
 
 VersionConverter = Callable[[ResourceType, dict[str, Any], str], dict[str, Any]]  # stored -> served shape
+# An admission webhook: (type, request version, stored object or None on create, new stored object) -> the
+# object to store (mutated), or raises k8s_status.ApiError (a denial).
+Admission = Callable[[ResourceType, str, dict[str, Any] | None, dict[str, Any]], dict[str, Any]]
+SubresourceHandler = Callable[[Request, str, str], Reply]  # (request, namespace, name), e.g. pods/log
 EVENT = ResourceType(group="", kind="Event", plural="events", singular="event", short_names=("ev",))
 MAX_EVENTS = 5000  # the real API server expires Events after an hour; the fake keeps the newest
 
@@ -23,6 +28,14 @@ class Cluster:
         self.store = store
         self.token = token
         self._convert = convert
+        # Extension points for kinds added after construction (sandbox.tekton_fake): converters by group
+        # (stored -> served, and `decoders` request version -> stored), admission by plural, plurals that
+        # take POST (k8s_create), and subresource handlers by (plural, subresource).
+        self.converters: dict[str, VersionConverter] = {}
+        self.decoders: dict[str, VersionConverter] = {}
+        self.admission: dict[str, Admission] = {}
+        self.creatable: set[str] = set()
+        self.subresources: dict[tuple[str, str], SubresourceHandler] = {}
         self._denied: set[tuple[str, str, str | None]] = set()
         self._event_index: dict[tuple[str, ...], Key] = {}
         self._event_keys: dict[Key, tuple[str, ...]] = {}
@@ -53,7 +66,7 @@ class Cluster:
 
     def encoded(self, entry: Entry, version: str) -> bytes:
         rtype = entry.rtype
-        convert = self._convert
+        convert = self.converters.get(rtype.group, self._convert)
         converter = None if convert is None else (lambda obj: convert(rtype, obj, version))
         return self.store.encoded(entry, rtype.api_version(version), converter)
 

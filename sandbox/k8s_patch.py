@@ -90,8 +90,8 @@ def _add(doc: Any, path: str, value: Any, *, replace: bool) -> Any:
     parent = _parent(doc, parts, path)
     token = parts[-1]
     if isinstance(parent, dict):
-        if replace and token not in parent:
-            raise PatchError(f"replace operation does not apply: doc is missing key: {path}")
+        # No missing-key check on replace: kube-apiserver's json-patch v4 `partialDoc.get` reports a missing
+        # object key as present, so `replace` of an absent field works like `add` (docs/tekton-api.md §4).
         parent[token] = value
     elif isinstance(parent, list):
         index = _index(parent, token, allow_end=not replace)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,7 @@ class _Registered:
     rtype: ResourceType
     versions: tuple[str, ...]  # served, preferred first
     schema: StructuralSchema | None
+    version_schemas: dict[str, StructuralSchema]  # a version whose schema differs from `schema`'s
 
 
 class Registry:
@@ -60,9 +61,15 @@ class Registry:
     def __init__(self) -> None:
         self._types: dict[str, _Registered] = {}
 
-    def register(self, rtype: ResourceType, versions: Iterable[str], schema: StructuralSchema | None) -> None:
+    def register(
+        self,
+        rtype: ResourceType,
+        versions: Iterable[str],
+        schema: StructuralSchema | None,
+        version_schemas: Mapping[str, StructuralSchema] | None = None,
+    ) -> None:
         ordered = tuple(sorted(set(versions), key=version_priority))
-        self._types[rtype.plural] = _Registered(rtype, ordered, schema)
+        self._types[rtype.plural] = _Registered(rtype, ordered, schema, dict(version_schemas or {}))
 
     def find(self, group: str, version: str, plural: str) -> ResourceType | None:
         entry = self._types.get(plural)
@@ -76,8 +83,10 @@ class Registry:
                 return entry.rtype
         raise KeyError(f"unknown kind {kind!r}")
 
-    def schema(self, plural: str) -> StructuralSchema | None:
-        return self._types[plural].schema
+    def schema(self, plural: str, version: str | None = None) -> StructuralSchema | None:
+        """The stored shape's schema, or that of the request `version` when it has its own."""
+        entry = self._types[plural]
+        return entry.version_schemas.get(version or "", entry.schema)
 
     def preferred_version(self, plural: str) -> str:
         return self._types[plural].versions[0]

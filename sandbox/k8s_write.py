@@ -100,6 +100,9 @@ def patch(
                 f"error decoding patch: json: cannot unmarshal {_go_kind(patched)} into Go value"
             )
         new, unknown = _checked(cluster, rtype, version, entry.obj, patched, name, namespace)
+        admit = cluster.admission.get(rtype.plural)
+        if admit is not None:  # a validating/mutating webhook (Tekton's), after schema validation
+            new = admit(rtype, version, entry.obj, new)
         if unknown and mode == "Strict":
             detail = "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in unknown)
             raise k8s_meta.decode_error(rtype, version, detail)

@@ -31,6 +31,8 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
     "unlock",
     "drift",
     "audit",
+    "pipelines",
+    "pipeline",
     "whoami",
 )
 # Also every action name the audit trail records for buttons and the bot's own rows, so
@@ -38,7 +40,8 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
 RECORDED_ACTIONS: tuple[str, ...] = (
     "promotion_approve", "promotion_reject", "rollback_confirm", "rollback_cancel",
     "rollback_disable_autosync", "hold_release", "drift_sync", "drift_diff", "drift_snooze_1h",
-    "drift_snooze_24h", "drift_ack", "audit_more", "click", "invalid", "shutdown", "replay",
+    "drift_snooze_24h", "drift_ack", "audit_more", "pipeline_start", "pipeline_dismiss", "click",
+    "invalid", "shutdown", "replay",
     "drift.opened", "drift.resolved", "lock.expired", "promotion.expired", "promotion.requested",
     "promotion.approved", "promotion.committed", "notify",
 )  # fmt: skip
@@ -49,6 +52,10 @@ ACTION_NAMES: tuple[str, ...] = (
     "confirm",
     "snooze",
     "acknowledge",
+    # Tekton (issue 16): what roles may name (`pipelines` is also a subcommand above), and the
+    # Cancel button's action id.
+    "pipeline_run",
+    "pipeline_cancel",
     *RECORDED_ACTIONS,
 )
 
@@ -66,6 +73,8 @@ _ISO = re.compile(
 _SLACK_ID = re.compile(r"[UW][A-Z0-9]{6,20}")
 _MENTION = re.compile(r"<@([UW][A-Z0-9]{6,20})(?:\|([^<>|]{1,80}))?>")
 _HANDLE = re.compile(r"[a-z0-9][a-z0-9._-]{0,79}")
+_PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,99}")  # Tekton's ValidateParameterName
+MAX_PARAM_VALUE = 1000
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 _MAX_DURATION = timedelta(days=366)
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -334,3 +343,40 @@ def action_name(v: str) -> str:
     close = difflib.get_close_matches(name, ACTION_NAMES, n=1)
     hint = f"Did you mean `{close[0]}`?" if close else None
     raise _fail("action", v, "it is not a known action", "one of " + ", ".join(ACTION_NAMES), hint=hint)
+
+
+def namespace_name(v: str) -> str:
+    """A Kubernetes namespace: a DNS label (lowercase, digits, `-`, at most 63)."""
+    expected = "a namespace like `ci` or `team-builds` (lowercase, digits, `-`, at most 63)"
+    if not _ENV.fullmatch(v):
+        if _ENV.fullmatch(v.lower()):
+            raise _fail("namespace", v, "names are lowercase", expected, hint=f"Did you mean `{v.lower()}`?")
+        raise _fail("namespace", v, _why(v, "-") if len(v) <= 63 else "it is longer than 63", expected)
+    return v
+
+
+def pipeline_param(v: str) -> str:
+    """`name=value` for a Tekton param: a name by Tekton's rule, a value of one line of text that
+    does not start with `-`. Returned as given; whether the Pipeline declares it is checked later."""
+    expected = (
+        "`name=value`, like `revision=abc1234` (name: a letter or `_` first, then letters, digits, "
+        "`_`, `-`, `.`)"
+    )
+    name, sep, value = v.partition("=")
+    if not sep:
+        raise _fail("param", v, "it has no `=`", expected, hint="Write it as `--param revision=abc1234`.")
+    if not _PARAM_NAME.fullmatch(name):
+        reason = (
+            "the name is empty" if not name else f"the name {display_value(name)} is not a Tekton param name"
+        )
+        raise _fail("param", v, reason, expected)
+    if is_option_like(value):
+        raise _fail("param", v, "its value starts with `-`, which could be read as an option", expected)
+    if len(value) > MAX_PARAM_VALUE:
+        raise _fail(
+            "param", v, f"its value is {len(value)} characters long (at most {MAX_PARAM_VALUE})", expected
+        )
+    for ch in value:
+        if ch in "\n\r\u2028\u2029" or unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
+            raise _fail("param", v, "its value contains a line break or control character", expected)
+    return v

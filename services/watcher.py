@@ -9,7 +9,9 @@ nothing moves or while the backend does not answer (an outage is ridden out unti
 deadline, and nothing is reported finished that did not finish).
 
 Callbacks run on a poll thread: `on_progress(status)` when the operation moved, then exactly one
-`on_done(status)` when it ended, or `on_error(exc)` when the deadline passed. `stop()` (shutdown)
+`on_done(status)` when it ended, or `on_error(exc)` when the deadline passed. A status is an
+`AppStatus` unless the watch names how to read its own (`finished`, `progress_key`): a Tekton
+PipelineRun is followed by the same loop. `stop()` (shutdown)
 ends the watching without calling either: the caller reports those operations as still running.
 """
 
@@ -24,14 +26,14 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from services.backend import AppRef, AppStatus
 from services.errors import BackendUnavailable, GitOpsBotError, UserError
 
 log = logging.getLogger(__name__)
 
-Poll = Callable[[], AppStatus]
+Poll = Callable[[], Any]  # an AppStatus, or what the watch's `finished` / `progress_key` read
 T = TypeVar("T")
 
 
@@ -43,19 +45,35 @@ class WatchEnded(BackendUnavailable):
     """The operation outlived its deadline (`operations.sync_timeout`); it goes on without us."""
 
 
+def _app_finished(status: AppStatus) -> bool:
+    return not status.operation_in_progress
+
+
+def _app_progress(status: AppStatus) -> object:
+    op = status.operation
+    return (op.phase, op.resources_done, op.message) if op else ("", 0, "")
+
+
 @dataclass(eq=False)
 class Watch:
     id: int
-    ref: AppRef
+    ref: AppRef | None  # None: not an app's operation (a PipelineRun); `name` says what it is
     what: str  # "Argo CD main", "Flux prod": names the system in messages
     poll: Poll
-    on_progress: Callable[[AppStatus], None]
-    on_done: Callable[[AppStatus], None]
+    on_progress: Callable[[Any], None]
+    on_done: Callable[[Any], None]
     on_error: Callable[[BaseException], None]
     deadline: float
     interval: float
     base: float
-    last: tuple[str, int, str] | None = None
+    finished: Callable[[Any], bool] = _app_finished
+    progress_key: Callable[[Any], object] = _app_progress
+    name: str = ""
+    last: object = None
+
+    @property
+    def display(self) -> str:
+        return self.ref.display if self.ref is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -114,23 +132,29 @@ class Watcher:
     def watch(
         self,
         reservation: Reservation,
-        ref: AppRef,
+        ref: AppRef | None,
         poll: Poll,
         *,
         what: str,
         interval: float,
         timeout: float,
-        on_progress: Callable[[AppStatus], None],
-        on_done: Callable[[AppStatus], None],
+        on_progress: Callable[[Any], None],
+        on_done: Callable[[Any], None],
         on_error: Callable[[BaseException], None],
+        finished: Callable[[Any], bool] | None = None,
+        progress_key: Callable[[Any], object] | None = None,
+        name: str = "",
     ) -> int:
-        """Follow an operation already started; the first poll comes after `interval`."""
+        """Follow an operation already started; the first poll comes after `interval`. Without
+        `finished` / `progress_key` the poll returns an AppStatus (an app's operation)."""
         with self._lock:
             reservation.use()
             now = self._clock()
             watch = Watch(
                 next(self._ids), ref, what, poll, on_progress, on_done, on_error,
                 deadline=now + timeout, interval=interval, base=interval,
+                finished=finished or _app_finished, progress_key=progress_key or _app_progress,
+                name=name or (ref.display if ref is not None else what),
             )  # fmt: skip
             self._watches[watch.id] = watch
             heapq.heappush(self._heap, (now + self._paced(interval), watch.id, watch))
@@ -218,18 +242,17 @@ class Watcher:
             status = watch.poll()
         except GitOpsBotError as exc:
             # Not answering, or refusing for now: keep trying, more slowly, until the deadline.
-            log.info("watch poll failed; retrying", extra={"app": watch.ref.display, "error": str(exc)[:200]})
+            log.info("watch poll failed; retrying", extra={"app": watch.display, "error": str(exc)[:200]})
             self._again(watch, moved=False, error=exc)
             return
         except Exception as exc:  # a bug in a backend ends this watch, never the watcher
-            log.exception("watch poll crashed", extra={"app": watch.ref.display})
+            log.exception("watch poll crashed", extra={"app": watch.display})
             self._finish(watch, partial(watch.on_error, exc))
             return
-        if not status.operation_in_progress:
+        if watch.finished(status):
             self._finish(watch, partial(watch.on_done, status))
             return
-        op = status.operation
-        key = (op.phase, op.resources_done, op.message) if op else ("", 0, "")
+        key = watch.progress_key(status)
         moved = key != watch.last
         watch.last = key
         if moved:

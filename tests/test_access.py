@@ -17,7 +17,7 @@ from services.access.policy import GROUPS_DOWN_REASON, AccessPolicy, CachedGroup
 from services.errors import BackendUnavailable, PermissionDenied
 from services.settings.model import ACTIONS, Settings
 
-READ = {"help", "status", "diff", "history", "drift", "audit", "whoami"}
+READ = {"help", "status", "diff", "history", "drift", "audit", "whoami", "pipelines"}
 
 
 class FakeGroups:
@@ -88,36 +88,38 @@ MATRIX_ACCESS = {
 # Each cell is (dev, prod): Y allowed, - denied. deployer and releaser are granted in prod only.
 # `force` means `sync --force`. help and whoami are open to everyone so a refused user can find out why.
 MATRIX = """
-action    viewer deployer approver admin releaser none
-help      YY     YY       YY       YY    YY       YY
-status    YY     -Y       YY       YY    --       --
-diff      YY     -Y       YY       YY    --       --
-history   YY     -Y       YY       YY    --       --
-drift     YY     -Y       YY       YY    --       --
-audit     YY     -Y       YY       YY    --       --
-whoami    YY     YY       YY       YY    YY       YY
-sync      --     -Y       --       YY    -Y       --
-rollback  --     -Y       --       YY    --       --
-promote   --     -Y       --       YY    -Y       --
-suspend   --     -Y       --       YY    --       --
-resume    --     -Y       --       YY    --       --
-lock      --     --       --       YY    --       --
-unlock    --     --       --       YY    --       --
-approve   --     --       YY       YY    --       --
-force     --     --       --       YY    --       --
+action          viewer deployer approver admin releaser none
+help            YY     YY       YY       YY    YY       YY
+status          YY     -Y       YY       YY    --       --
+diff            YY     -Y       YY       YY    --       --
+history         YY     -Y       YY       YY    --       --
+drift           YY     -Y       YY       YY    --       --
+audit           YY     -Y       YY       YY    --       --
+whoami          YY     YY       YY       YY    YY       YY
+sync            --     -Y       --       YY    -Y       --
+rollback        --     -Y       --       YY    --       --
+promote         --     -Y       --       YY    -Y       --
+suspend         --     -Y       --       YY    --       --
+resume          --     -Y       --       YY    --       --
+lock            --     --       --       YY    --       --
+unlock          --     --       --       YY    --       --
+approve         --     --       YY       YY    --       --
+pipelines       YY     -Y       YY       YY    --       --
+pipeline_run    --     -Y       --       YY    --       --
+pipeline_cancel --     -Y       --       YY    --       --
+force           --     --       --       YY    --       --
 """
 
 
 def _matrix_cells() -> list[tuple[str, str, str, bool]]:
     header, *rows = MATRIX.strip().splitlines()
     roles = header.split()[1:]
-    cells = []
-    for row in rows:
-        action, *marks = row.split()
-        for role, mark in zip(roles, marks, strict=True):
-            for env, flag in zip(("dev", "prod"), mark, strict=True):
-                cells.append((role, action, env, flag == "Y"))
-    return cells
+    return [
+        (role, action, env, flag == "Y")
+        for action, *marks in (row.split() for row in rows)
+        for role, mark in zip(roles, marks, strict=True)
+        for env, flag in zip(("dev", "prod"), mark, strict=True)
+    ]
 
 
 def test_matrix_covers_every_action_and_role() -> None:
@@ -154,8 +156,7 @@ def test_denial_reasons_say_what_is_needed_and_what_you_have() -> None:
 
 def test_allowed_reasons_and_roles() -> None:
     access = policy(MATRIX_ACCESS)
-    decision = access.decide("UDEPLOYER", "sync", env="prod", app="web")
-    assert decision == Decision(
+    assert access.decide("UDEPLOYER", "sync", env="prod", app="web") == Decision(
         True, "`sync` for `web` in `prod` is allowed by your deployer role.", ("deployer",)
     )
     assert access.decide("UNOBODY", "help") == Decision(True, "Anyone may run `help`.", ())
@@ -191,8 +192,7 @@ def test_without_access_config_everyone_is_a_viewer() -> None:
     assert access.decide("UANY", "status", env="prod") == Decision(
         True, "Access control is not configured, so everyone is a viewer.", ("viewer",)
     )
-    denied = access.decide("UANY", "sync", env="dev")
-    assert denied == Decision(
+    assert access.decide("UANY", "sync", env="dev") == Decision(
         False, "Access control is not configured, so everyone is a viewer: `sync` changes things.", ()
     )
     assert not access.decide("UANY", "approve", env="prod").allowed
@@ -459,7 +459,7 @@ def test_cache_runs_one_fetch_per_group_for_concurrent_callers() -> None:
 
 # --- property -------------------------------------------------------------------------------------
 
-MUTATING = sorted({name for name, spec in SUBCOMMANDS.items() if spec.mutating} | {"approve"})
+MUTATING = sorted({s.permission for s in SUBCOMMANDS.values() if s.mutating} | {"approve", "pipeline_cancel"})
 OTHER_USERS = ("UOTHER1", "UOTHER2", "UOTHER3")
 ROLE_NAMES = ("viewer", "deployer", "approver", "admin", "custom")
 grant_strategy = st.fixed_dictionaries(

@@ -398,6 +398,8 @@ COMMENTED_IN_EXAMPLE = {
     "argocd[].ca_file",
     "flux[].kubeconfig",
     "flux[].context",
+    "tekton[].kubeconfig",
+    "tekton[].context",
     "repositories[].ssh_key_path",
 }
 

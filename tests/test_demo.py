@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from bot.demo import ci
 from bot.demo.config import ALERTS_CHANNEL, DEPLOYS_CHANNEL
 from bot.demo.console import Console
 from bot.demo.feed import Feed, Output
@@ -96,8 +97,14 @@ def test_the_tour_replays_every_feature_and_cleans_up() -> None:
         "promotion_approve",  # the audit query
         "deployer everywhere",  # whoami
         "(edited)",
+        "Succeeded for revision",  # the Tekton gate on the promotion card
+        "PIPELINE WEB-CI: SUCCEEDED",  # a run started from Slack, followed in one message
+        "Failed at task `test`, step `unit`, exit code 1",  # break-ci's run…
+        "NPM_TOKEN=[REDACTED]",  # …its log tail, scrubbed
+        "PIPELINE WEB-CI FAILED",  # the pipeline monitor's post
     ):
         assert line in out, f"missing {line!r}"
+    assert ci.NPM_TOKEN not in out
     assert "\x1b[" not in out  # no colour when stdout is not a terminal
     assert "Traceback" not in out + done.stderr
     assert not _sandbox_dir(out).exists()
@@ -323,7 +330,9 @@ def test_the_tour_parses() -> None:
     commands = [s.text for s in steps if s.kind == "command"]
     assert commands[0] == "/gitops status"
     assert commands[-1] == "quit"
-    assert {"/as bob", "scan", "break web-prod", "fix web-prod"} <= set(commands)
+    assert {"/as bob", "scan", "break web-prod", "fix web-prod", "break-ci", "fix-ci", "scan-ci"} <= set(
+        commands
+    )
 
 
 @pytest.mark.parametrize(

@@ -43,7 +43,7 @@ def test_table_lists_every_subcommand_in_order_and_is_read_only() -> None:
 
 def test_mutating_subcommands() -> None:
     mutating = {name for name, spec in SUBCOMMANDS.items() if spec.mutating}
-    assert mutating == {"sync", "rollback", "promote", "suspend", "resume", "lock", "unlock"}
+    assert mutating == {"sync", "rollback", "promote", "suspend", "resume", "lock", "unlock", "pipeline"}
 
 
 @pytest.mark.parametrize("name", list(SUBCOMMANDS))

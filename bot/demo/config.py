@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bot.demo import ci
+
 ENVIRONMENTS = ("dev", "staging", "prod")
 # web's releases per environment, oldest first: the deploy repository's history, one commit each, and
 # the Argo CD apps' deployments (#1…#3). The last is what runs when the demo starts.
@@ -27,6 +29,7 @@ CHANNEL_NAMES = {DEPLOYS_CHANNEL: "deploys", ALERTS_CHANNEL: "gitops-alerts"}
 FLUX_CLUSTER = "sandbox"
 ARGOCD_INSTANCE = "main"
 DRIFT_SECONDS = 20  # the background scan's period: often enough to notice while you type
+MONITOR_SECONDS = 10  # the pipeline monitor's period (its minimum)
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ USERS = (
     DemoUser("U0ALICE", "alice", "Alice Example", "deployer everywhere"),
     DemoUser("U0BOB", "bob", "Bob Example", "deployer + approver of prod"),
     DemoUser("U0CAROL", "carol", "Carol Example", "admin"),
+    DemoUser("U0DAVE", "dave", "Dave Example", "viewer: reads, lists pipeline runs, starts nothing"),
 )
 
 
@@ -165,7 +169,7 @@ def config_yaml(
     now: datetime,
 ) -> str:
     """The bot's configuration, as an operator would write it (see examples/gitops-bot.yaml)."""
-    alice, bob, carol = (user.id for user in USERS)
+    alice, bob, carol, dave = (user.id for user in USERS)
     return f"""
 slack:
   alerts_channel: {ALERTS_CHANNEL}
@@ -182,6 +186,12 @@ flux:
   - name: {FLUX_CLUSTER}
     kubeconfig: {kubeconfig}
     context: sandbox
+tekton:  # the same sandbox API server runs the fake Tekton; the Dashboard host is made up (.invalid)
+  - name: {ci.CLUSTER}
+    kubeconfig: {kubeconfig}
+    context: sandbox
+    namespaces: [{ci.NAMESPACE}]
+    dashboard_url: {ci.DASHBOARD_URL}
 repositories:
   - name: deploy
     url: file://{bare}
@@ -201,6 +211,12 @@ apps:
     environments:
 {_targets("web", "argocd")}
     promotion: {{file: kustomization.yaml, images: [{WEB_IMAGE}]}}
+    pipelines:  # /gitops pipeline web starts it; --param revision=… says what to build
+      - name: {ci.PIPELINE}
+        namespace: {ci.NAMESPACE}
+        revision_param: {ci.REVISION_PARAM}
+        params: {{{ci.IMAGE_PARAM}: {WEB_IMAGE}}}
+        timeout: 10m
   - name: api
     environments:
 {_targets("api", "flux")}
@@ -213,8 +229,15 @@ access:
       users: [{bob}]
     - role: admin
       users: [{carol}]
+    - role: viewer
+      users: [{dave}]
+  rate_limit: {{commands: 30, per: 1m}}  # the tour makes a dozen changes a minute as one person
 drift:
   interval: {DRIFT_SECONDS}s
+  jitter: 0s
+  channel: {ALERTS_CHANNEL}
+pipeline_monitor:  # failed runs of web-ci, posted once each
+  interval: {MONITOR_SECONDS}s
   jitter: 0s
   channel: {ALERTS_CHANNEL}
 operations:
@@ -234,6 +257,9 @@ validators:
     environments: [staging, prod]
     registries:
       - {{host: {WEB_IMAGE.split("/")[0]}, mirror: "{registry}", insecure: true}}
+  - kind: pipeline_succeeded  # web goes on only when web-ci built and tested it (its newest run passed)
+    environments: [staging, prod]
+    apps: [web]
 notifiers:
   - kind: webhook  # every audited event, signed; the console's `webhooks` shows what arrived
     name: demo-sink

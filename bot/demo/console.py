@@ -23,11 +23,15 @@ HELP = (
     "  /gitops TEXT        the slash command, as the current user in #deploys (try /gitops help)",
     "  N                   click button [N] as the current user (Slack's confirm dialog counts as OK)",
     "  /reason TEXT        text for the reason box of the next button you click (e.g. Reject)",
-    "  /as NAME            act as alice, bob or carol",
+    "  /as NAME            act as alice, bob, carol or dave (a viewer)",
     "  break NAME          change NAME behind Git's back (web-ENV: Argo CD apps; api-ENV: Flux objects)",
     "  fix NAME            undo that",
+    "  break-ci            the next run of the Tekton pipeline web-ci fails (test/unit, exit code 1)",
+    "  fix-ci              runs of web-ci pass again",
     "  scan                run a drift scan now (alerts go to #gitops-alerts)",
-    "  autoscan on|off     the background drift scan, every 20 s (on unless replaying a script)",
+    "  scan-ci             run the pipeline monitor now (failed runs of web-ci go to #gitops-alerts)",
+    "  autoscan on|off     the background drift scan (every 20 s) and pipeline monitor (every 10 s);",
+    "                      on unless replaying a script",
     "  world               what the sandbox holds (ENV: dev, staging, prod)",
     "  logs [N]            the bot's last N log lines (JSON, as in production)",
     "  webhooks [N]        the last N events the webhook notifier delivered (signed, checked)",
@@ -75,7 +79,10 @@ class Console:
             "/reason": self.set_reason,
             "break": self.break_target,
             "fix": self.fix_target,
+            "break-ci": self.break_ci,
+            "fix-ci": self.fix_ci,
             "scan": self.scan,
+            "scan-ci": self.scan_ci,
             "autoscan": self.autoscan,
             "world": self.show_world,
             "logs": self.show_logs,
@@ -205,10 +212,24 @@ class Console:
         self.say(f"⚙ {said}")
         return True
 
+    def break_ci(self, _rest: str) -> bool:
+        self.say(f"⚙ {self.world.break_ci()}")
+        return True
+
+    def fix_ci(self, _rest: str) -> bool:
+        self.say(f"⚙ {self.world.fix_ci()}")
+        return True
+
     def scan(self, _rest: str) -> bool:
         calls = self.world.scan()
         self.say(f"⚙ drift scan done ({calls} Slack call{'s' if calls != 1 else ''})")
         self.feed.poll()  # the alerts it posted, before the next command runs
+        return True
+
+    def scan_ci(self, _rest: str) -> bool:
+        posted = self.world.scan_ci()
+        self.say(f"⚙ pipeline monitor done ({posted} failed run{'s' if posted != 1 else ''} posted)")
+        self.feed.poll()  # the posts it made, before the next command runs
         return True
 
     def autoscan(self, rest: str) -> bool:
@@ -217,7 +238,7 @@ class Console:
         elif rest:
             self.say("autoscan on | off")
             return False
-        self.say(f"background drift scan: {'on' if self.world.autoscan() else 'off'}")
+        self.say(f"background drift scan and pipeline monitor: {'on' if self.world.autoscan() else 'off'}")
         return True
 
     # -- the console itself ------------------------------------------------------------------------------

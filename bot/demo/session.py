@@ -1,8 +1,8 @@
 """`gitops-bot demo`: every feature in a terminal, with no Slack workspace and no cluster.
 
-The real bot runs against a fake Slack, a fake Argo CD, a fake Kubernetes API with fake Flux
-controllers and a real Git repository, all on 127.0.0.1 in a temporary directory. You chat with
-it in a console (or replay a script); every message the bot posts or edits is printed.
+The real bot runs against a fake Slack, a fake Argo CD, a fake Kubernetes API with fake Flux and
+Tekton controllers and a real Git repository, all on 127.0.0.1 in a temporary directory. You chat
+with it in a console (or replay a script); every message the bot posts or edits is printed.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from bot.demo.world import DemoWorld
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 BANNER = (
-    "gitops-bot demo: the real bot, with a fake Slack, a fake Argo CD, fake Flux controllers and a real Git",
-    "repository, all on 127.0.0.1 in {root} (deleted when you leave).",
+    "gitops-bot demo: the real bot, with a fake Slack, a fake Argo CD, fake Flux and Tekton controllers and",
+    "a real Git repository, all on 127.0.0.1 in {root} (deleted when you leave).",
     "You are @alice in #deploys. Try /gitops help, /gitops status, then promote web to prod and /as bob.",
     "Prod syncs start inside a change freeze (a validator): try /gitops sync web prod, then as carol (an",
     "admin) add --force. Every audited event also goes to a signed webhook: type webhooks to see them.",
+    "Tekton builds web: /gitops pipelines web, /gitops pipeline web --param revision=main; promotions of",
+    "web wait for a passing run (try /gitops promote web --to staging). break-ci fails the next run, fix-ci",
+    "undoes it, scan-ci posts failed runs now. dave is a viewer: /as dave.",
     "Type help for the console's own commands, quit (or Ctrl-D) to leave.",
 )
 
@@ -51,7 +54,9 @@ def run_demo(*, script: Path | None = None, stdin: TextIO | None = None, stdout:
             return EXIT_USAGE
     output = Output(stdout, Style(color=_is_tty(stdout)))
     interactive = steps is None and _is_tty(stdin)
-    output.emit(["starting the sandbox: Git repository, Argo CD, Flux, Slack and the bot…"], record=False)
+    output.emit(
+        ["starting the sandbox: Git repository, Argo CD, Flux, Tekton, Slack and the bot…"], record=False
+    )
     started = time.monotonic()
     try:
         with _terminated_cleanly(), DemoWorld.start() as world:

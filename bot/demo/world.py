@@ -1,4 +1,4 @@
-"""The demo's sandbox world: a Git deploy repository, fake Argo CD, fake Flux, fake Slack and the real bot.
+"""The demo's sandbox world: a Git deploy repository, fake Argo CD, fake Flux and Tekton, fake Slack, the bot.
 
 Everything lives in one temporary directory and listens on 127.0.0.1 only; `close()` stops every
 server and deletes the directory, whatever state the session ended in.
@@ -15,12 +15,13 @@ import tempfile
 import threading
 import urllib.request
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 from bot.app import Runtime, build_runtime
 from bot.config import parse_config_text
+from bot.demo import ci
 from bot.demo.bridge import ArgoBridge
 from bot.demo.config import (
     ALERTS_CHANNEL,
@@ -29,6 +30,7 @@ from bot.demo.config import (
     ENVIRONMENTS,
     FLUX_CLUSTER,
     USERS,
+    WEB_IMAGE,
     WEBHOOK_SECRET_ENV,
     api_path,
     config_yaml,
@@ -40,10 +42,11 @@ from bot.demo.config import (
 from bot.logs import configure_logging
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.flux_fake import FakeKubernetes
-from sandbox.flux_git import commit_file, commit_files, make_deploy_repo
+from sandbox.flux_git import commit_file, commit_files, git, make_deploy_repo
 from sandbox.oci_registry import FakeOCIRegistry
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
+from sandbox.tekton_fake import FakeTekton
 from sandbox.webhook_receiver import WebhookReceiver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
@@ -52,6 +55,7 @@ from services.git import RepoCache
 from services.redaction import Redactor
 
 DRIFT_JOB = "drift-scan"
+MONITOR_JOB = "pipeline-monitor"
 KUSTOMIZATIONS = "/apis/kustomize.toolkit.fluxcd.io/v1/namespaces/flux-system/kustomizations/"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 BROKEN_REPLICAS = 5
@@ -64,12 +68,14 @@ class DemoWorld:
         self.root = root
         self._closers: list[Callable[[], None]] = []  # run in reverse on close
         self._scan_lock = threading.Lock()  # one drift scan at a time: the scheduler's or `scan`
+        self._monitor_lock = threading.Lock()  # one pipeline monitor scan at a time: scheduled or `scan-ci`
         self.slack = FakeSlack(bot_token="xoxb-demo-" + secrets.token_hex(8))
         self.argocd = FakeArgoCD(operation_seconds=1.0, tick=0.05)
         self.kube = FakeKubernetes(tick=0.05, reconcile_seconds=0.5)
         self.bare = root / "git" / "deploy.git"  # where make_deploy_repo puts them
         self.work = root / "git" / "deploy"
         self._runtime: Runtime | None = None
+        self._tekton: FakeTekton | None = None
         self._sender: SlackSender | None = None
         self.log_path = root / "bot.log"
         self.registry = FakeOCIRegistry(auth="anonymous")  # stands in for registry.example.com
@@ -98,6 +104,11 @@ class DemoWorld:
         return self._runtime
 
     @property
+    def tekton(self) -> FakeTekton:
+        assert self._tekton is not None, "the world is not started"
+        return self._tekton
+
+    @property
     def sender(self) -> SlackSender:
         assert self._sender is not None, "the world is not started"
         return self._sender
@@ -114,6 +125,7 @@ class DemoWorld:
         path, content, message = staging_change()
         commit_file(self.work, path, content, message)  # the bridge gives web-staging this revision
         kubeconfig = self._start_flux()
+        self._start_tekton()
         self._start_slack()
         self._start_registry_and_webhook()
         signing_secret = secrets.token_hex(16)
@@ -146,6 +158,15 @@ class DemoWorld:
         job = runtime.scheduler.get_job(DRIFT_JOB)
         if job is not None:  # the scheduler's scans take the same lock as `scan`
             job.modify(func=self._scheduled_scan)
+        monitor = runtime.pipeline_monitor
+        if monitor is not None:
+            monitor.pace = 0.0
+            # Its first look takes the failures already there as known (the history's failed run);
+            # done now, so every run that fails once the console is up is posted.
+            self.scan_ci()
+            job = runtime.scheduler.get_job(MONITOR_JOB)
+            if job is not None:
+                job.modify(func=self._scheduled_scan_ci)
         url = f"http://127.0.0.1:{runtime.server.port}/slack/events"
         self._sender = SlackSender(url, signing_secret, self.slack)
 
@@ -188,6 +209,24 @@ class DemoWorld:
             )
         self.kube.wait_idle()
         return self.kube.write_kubeconfig(self.root / "kubeconfig")
+
+    def _start_tekton(self) -> None:
+        """Tekton on the Flux API server, with web-ci's recent history: the newest revisions of web's
+        staging overlay were built (the newest is what a promotion to prod takes), an older build
+        failed once and passed when it ran again."""
+        log = self._git_log("--format=%H", "-3", "main", "--", f"{web_path('staging')}/kustomization.yaml")
+        newest, current, older = (log + [log[-1]] * 3)[:3]
+        history = [
+            ci.PastRun(older, timedelta(hours=2, minutes=12), fails=True),
+            ci.PastRun(older, timedelta(hours=2, minutes=5)),
+            ci.PastRun(current, timedelta(hours=1, minutes=4)),
+            ci.PastRun(newest, timedelta(minutes=3)),
+        ]
+        self._tekton = ci.start_ci(self.kube, history, WEB_IMAGE)
+        self._closers.append(self._tekton.stop)
+
+    def _git_log(self, *args: str) -> list[str]:
+        return git("--git-dir", str(self.bare), "log", *args).split()
 
     def _start_slack(self) -> None:
         self.slack.start()
@@ -266,6 +305,12 @@ class DemoWorld:
             return f"flux reconcile kustomization {name}: Flux re-applies Git and the health check passes"
         raise KeyError(name)
 
+    def break_ci(self) -> str:
+        return ci.break_ci(self.tekton)
+
+    def fix_ci(self) -> str:
+        return ci.fix_ci(self.tekton)
+
     def _request_reconcile(self, name: str) -> None:
         """`flux reconcile ks NAME`: the requestedAt annotation, through the fake API server."""
         token = datetime.now(UTC).isoformat()
@@ -297,14 +342,30 @@ class DemoWorld:
         except Exception:  # the scheduler thread must survive a failed scan
             logging.getLogger(__name__).exception("scheduled drift scan failed")
 
+    def scan_ci(self) -> int:
+        """One pipeline monitor scan now; returns how many failed runs it posted."""
+        monitor = self.runtime.pipeline_monitor
+        if monitor is None:
+            return 0
+        with self._monitor_lock:
+            return monitor.run()
+
+    def _scheduled_scan_ci(self) -> None:
+        try:
+            self.scan_ci()
+        except Exception:  # the scheduler thread must survive a failed scan
+            logging.getLogger(__name__).exception("scheduled pipeline monitor scan failed")
+
     def set_autoscan(self, on: bool) -> None:
-        job = self.runtime.scheduler.get_job(DRIFT_JOB)
-        if job is None:
-            return
-        if on:
-            job.resume()
-        else:
-            job.pause()
+        """The background drift scan and pipeline monitor, both on or both off."""
+        for name in (DRIFT_JOB, MONITOR_JOB):
+            job = self.runtime.scheduler.get_job(name)
+            if job is None:
+                continue
+            if on:
+                job.resume()
+            else:
+                job.pause()
 
     def autoscan(self) -> bool:
         job = self.runtime.scheduler.get_job(DRIFT_JOB)
@@ -318,7 +379,12 @@ class DemoWorld:
         for env in ENVIRONMENTS:
             where = f"'{FLUX_CLUSTER}/flux-system/api-{env}', Git path {api_path(env)}"
             lines.append(f"  api-{env}: Flux Kustomization {where}")
-        lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, drift alerts)")
+        tasks = f"{' → '.join(ci.TASKS)}, finally {', '.join(ci.FINALLY)}"
+        where = f"{ci.CLUSTER}/{ci.NAMESPACE}/{ci.PIPELINE}"
+        lines.append(f"  {ci.PIPELINE}: Tekton pipeline '{where}' building web ({tasks})")
+        lines.append(f"  Tekton Dashboard links point to {ci.DASHBOARD_URL} (a made-up host)")
+        alerts = "drift alerts, failed pipeline runs"
+        lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, {alerts})")
         lines.append(f"OCI registry (stands in for registry.example.com): http://{self.registry.host}")
         lines.append(f"webhook receiver (notifier demo-sink): {self.webhook.url}")
         lines.append(f"bot log: {self.log_path}")

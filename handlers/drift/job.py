@@ -24,12 +24,14 @@ from handlers import messages as msg
 from handlers.blocks import Reply
 from handlers.deps import Deps
 from handlers.drift.views import digest_card, duration_text, incident_card
+from handlers.posting import PacedPoster
 from services.audit.trail import AuditEvent
 from services.drift.scan import Finding, scan
 from services.drift.store import Change, IncidentStore
 from services.errors import GitOpsBotError
 from services.extensions.events import BOT_USER
 from services.leader.election import Leadership
+from services.settings.routes import route_channel
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +44,10 @@ class DriftJob:
     leadership: Leadership
     pace: float = 1.0  # seconds between posts to one channel (Slack allows ~1 message/s per channel)
     sleep: Callable[[float], None] = time.sleep
-    _last_post: dict[str, float] = field(default_factory=dict)
+    _poster: PacedPoster = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._poster = PacedPoster(self.client, pace=self.pace, sleep=self.sleep, what="drift")
 
     def run(self) -> int:
         """One scan; returns how many Slack calls it made (0 when not the leader)."""
@@ -107,15 +112,14 @@ class DriftJob:
         settings = self.deps.settings
         if finding is not None and self.deps.ops is not None:
             env, app = self.deps.ops.resolver.scope_of(finding.ref)
-            labels = {f"{k}={v}" for k, v in finding.labels}
-            for route in settings.drift.routes:
-                if route.environments and env not in route.environments:
-                    continue
-                if route.apps and not ({app, finding.ref.name} & set(route.apps)):
-                    continue
-                if not set(route.labels) <= labels:
-                    continue
-                return route.channel
+            labels = (f"{k}={v}" for k, v in finding.labels)
+            return route_channel(
+                settings.drift.routes,
+                settings.drift_channel,
+                env=env,
+                names=(app, finding.ref.name),
+                labels=labels,
+            )
         return settings.drift_channel
 
     def _post_new(self, channel: str, change: Change) -> int:
@@ -178,26 +182,10 @@ class DriftJob:
                 calls += 1
         return calls
 
-    def _pace(self, channel: str) -> None:
-        last = self._last_post.get(channel)
-        if last is not None:
-            wait = self.pace - (time.monotonic() - last)
-            if wait > 0:
-                self.sleep(wait)
-        self._last_post[channel] = time.monotonic()
-
     def _post(self, channel: str, reply: Reply, *, thread_ts: str | None = None) -> str | None:
-        self._pace(channel)
-        try:
-            result = self.client.chat_postMessage(
-                channel=channel, text=reply.text, thread_ts=thread_ts, blocks=list(reply.blocks) or None
-            )
-        except SlackApiError as exc:  # 429s were already retried after Retry-After by the client
-            log.warning(
-                "drift post failed", extra={"channel": channel, "error": str(exc.response.get("error"))}
-            )
-            return None
-        return str(result["ts"])
+        # `pace` / `sleep` stay fields of the job: tests and the demo set them after construction.
+        self._poster.pace, self._poster.sleep = self.pace, self.sleep
+        return self._poster.post(channel, reply, thread_ts=thread_ts)
 
     def _update(self, channel: str, ts: str, reply: Reply) -> int:
         try:

@@ -60,6 +60,8 @@ class CommandRequest:
     action: str | None = None
     strategy: str | None = None  # sync --selector: a batch strategy's name (checked when it runs)
     stop_on_failure: bool = False  # sync --selector
+    params: tuple[str, ...] = ()  # pipeline --param: `name=value`, in the order given
+    namespace: str | None = None  # pipeline --namespace
 
 
 def tokenize(text: str) -> list[str]:
@@ -119,7 +121,7 @@ def _collect(spec: SubcommandSpec, args: list[str], now: datetime) -> dict[str, 
         flag = spec.flag(name)
         if flag is None:
             raise unknown_flag(spec, name)
-        if name in seen:
+        if name in seen and not flag.repeatable:
             raise usage_error(spec, f"`{name}` is given twice.")
         seen.add(name)
         if not flag.takes_value:
@@ -137,7 +139,8 @@ def _collect(spec: SubcommandSpec, args: list[str], now: datetime) -> dict[str, 
         if target is None:  # a table bug, caught by tests: every value flag has a converter
             raise LookupError(f"no converter for {spec.name} {name}")
         field, convert = target
-        fields[field] = _convert(spec, convert, inline, now)
+        value = _convert(spec, convert, inline, now)
+        fields[field] = (*fields.get(field, ()), value) if flag.repeatable else value
     return fields
 
 

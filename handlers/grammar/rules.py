@@ -78,6 +78,8 @@ FLAG_VALUES: Mapping[str | tuple[str, str], tuple[str, Converter]] = MappingProx
         "--user": ("user", _plain(validation.slack_user)),
         "--action": ("action", _plain(validation.action_name)),
         "--strategy": ("strategy", _plain(strategy_name)),
+        "--param": ("params", _plain(validation.pipeline_param)),
+        "--namespace": ("namespace", _plain(validation.namespace_name)),
     }
 )
 

@@ -18,6 +18,7 @@ class FlagSpec:
     takes_value: bool
     metavar: str | None  # shown in usage and help when takes_value
     help: str
+    repeatable: bool = False  # may be given more than once (its field collects every value)
 
 
 @dataclass(frozen=True)
@@ -37,13 +38,21 @@ class SubcommandSpec:
     examples: tuple[str, ...]  # full "/gitops …" lines
     details: str  # 2-4 lines
     mutating: bool
+    action: str | None = None  # the access-control action it needs, when not its own name
+
+    @property
+    def permission(self) -> str:
+        """The action roles grant for this subcommand (`pipeline` needs `pipeline_run`)."""
+        return self.action or self.name
 
     def flag(self, name: str) -> FlagSpec | None:
         return next((f for f in self.flags if f.name == name), None)
 
 
-def _flag(name: str, help_text: str, metavar: str | None = None) -> FlagSpec:
-    return FlagSpec(name=name, takes_value=metavar is not None, metavar=metavar, help=help_text)
+def _flag(name: str, help_text: str, metavar: str | None = None, *, repeatable: bool = False) -> FlagSpec:
+    return FlagSpec(
+        name=name, takes_value=metavar is not None, metavar=metavar, help=help_text, repeatable=repeatable
+    )
 
 
 _APP = PositionalSpec("APP", "app", required=True)
@@ -239,6 +248,40 @@ _SPECS: tuple[SubcommandSpec, ...] = (
         details="Answers in a thread, newest first.\n"
         "Every entry ties the Slack user to the operation and its outcome.",
         mutating=False,
+    ),
+    SubcommandSpec(
+        name="pipelines",
+        summary="List the latest Tekton pipeline runs of an app (or of all apps).",
+        usage="pipelines [APP] [ENV]",
+        positionals=(_APP_OPT, _ENV_OPT),
+        flags=(),
+        examples=("/gitops pipelines", "/gitops pipelines web dev"),
+        details="Shows each configured pipeline's newest runs as `tkn pipelinerun list` does:\n"
+        "name, status, started, duration; failing runs first. APP may also be a pipeline's name.",
+        mutating=False,
+    ),
+    SubcommandSpec(
+        name="pipeline",
+        summary="Start a run of an app's Tekton pipeline and follow it.",
+        usage="pipeline APP|PIPELINE [ENV] [--param k=v]… [--namespace NS]",
+        positionals=(_APP, _ENV_OPT),
+        flags=(
+            _flag(
+                "--param",
+                "A pipeline param, like `revision=abc1234` (repeat for more).",
+                "k=v",
+                repeatable=True,
+            ),
+            _flag("--namespace", "Which namespace's pipeline, when the name is in several.", "NS"),
+        ),
+        examples=(
+            "/gitops pipeline web dev",
+            "/gitops pipeline web-ci --param revision=abc1234 --param image=registry.example.com/web",
+        ),
+        details="Shows the run it would start (configured params with yours on top) behind a Start button.\n"
+        "One channel message then follows the run: its tasks, the failing step's log, and a Cancel button.",
+        mutating=True,
+        action="pipeline_run",
     ),
     SubcommandSpec(
         name="whoami",

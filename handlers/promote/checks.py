@@ -7,6 +7,7 @@ have closed). A blocking finding ends the request: the card lists why and how to
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -18,6 +19,10 @@ from services.promotion.model import PromotionPlan
 
 BLOCK_MARK = ":no_entry:"
 WARN_MARK = ":warning:"
+INFO_MARK = ":information_source:"
+LINK_TEXT = "details"
+# A link Slack can carry in `<url|text>`: http(s), none of the characters that end or split it.
+_LINKABLE = re.compile(r"https?://[^\s<>|]+")
 
 
 def planned_change(
@@ -52,13 +57,20 @@ def blocking(findings: Sequence[Finding]) -> list[Finding]:
     return [f for f in findings if f.blocks]
 
 
+def finding_line(finding: Finding) -> str:
+    """`:no_entry: *validator*: message`, with its link when it has one (the text escaped once;
+    the URL as it is, inside Slack's `<url|text>`)."""
+    mark = BLOCK_MARK if finding.blocks else WARN_MARK if finding.severity == "warn" else INFO_MARK
+    line = f"{mark} *{escape(finding.validator)}*: {escape(finding.message)}"
+    if finding.url and _LINKABLE.fullmatch(finding.url):
+        line += f" · <{finding.url}|{LINK_TEXT}>"
+    return line
+
+
 def finding_lines(findings: Sequence[Finding]) -> str:
-    """One line per finding, blocking ones first."""
-    ordered = sorted(findings, key=lambda f: not f.blocks)
-    return "\n".join(
-        f"{BLOCK_MARK if f.blocks else WARN_MARK} *{escape(f.validator)}*: {escape(f.message)}"
-        for f in ordered
-    )
+    """One line per finding: blocking ones first, then warnings, then what was found fine."""
+    ordered = sorted(findings, key=lambda f: (not f.blocks, f.severity == "info"))
+    return "\n".join(finding_line(f) for f in ordered)
 
 
 def audit_note(findings: Sequence[Finding]) -> str:

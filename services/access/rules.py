@@ -12,7 +12,12 @@ from types import MappingProxyType
 from services.settings.model import ACTIONS, BUILTIN_ROLES, Settings
 
 FORCE = "force"  # a capability, not a subcommand: passing `--force` past a lock or confirmation
-READ_ACTIONS: frozenset[str] = frozenset({"help", "status", "diff", "history", "drift", "audit", "whoami"})
+READ_ACTIONS: frozenset[str] = frozenset(
+    {"help", "status", "diff", "history", "drift", "audit", "whoami", "pipelines"}
+)
+# Tekton (issue 16): starting and cancelling a PipelineRun. Actions before their subcommands exist,
+# so roles and grants can name them now; `pipelines` (listing runs) is a read action above.
+PIPELINE_ACTIONS: frozenset[str] = frozenset({"pipeline_run", "pipeline_cancel"})
 # Anyone may ask what they can do and why they were refused, whatever the grants say.
 ALWAYS_ALLOWED: frozenset[str] = frozenset({"help", "whoami"})
 DEFAULT_ROLE = "viewer"  # what everyone is when access control is not configured
@@ -24,7 +29,7 @@ GROUPS_DOWN_REASON = (
 BUILTIN_ROLE_ACTIONS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "viewer": READ_ACTIONS,
-        "deployer": READ_ACTIONS | {"sync", "rollback", "suspend", "resume", "promote"},
+        "deployer": READ_ACTIONS | {"sync", "rollback", "suspend", "resume", "promote"} | PIPELINE_ACTIONS,
         "approver": READ_ACTIONS | {"approve"},
         "admin": frozenset(ACTIONS) | {FORCE},
     }

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from pydantic import SecretStr
 
+from services.pipelines import PipelineRuns
 from services.store.db import Database
 
 
@@ -16,6 +17,7 @@ class PluginContext:
     database: Database  # the bot's database (a notifier's outbox, say); add tables by migration
     clock: Callable[[], datetime]
     secrets: Mapping[str, SecretStr]  # by environment variable name, for every `*_env` in config
+    pipelines: PipelineRuns | None = None  # Tekton runs of the configured pipelines (`tekton:` set)
 
     def secret(self, env_name: str | None) -> str | None:
         """The value of an environment variable named in config, or None when unset."""

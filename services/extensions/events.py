@@ -26,7 +26,7 @@ NOTIFY_ACTION = "notify"  # a notifier's own dead-letter rows: never an event (n
 # … and the rows a promotion writes the moment a step happens (by the user who did it, or the bot).
 SYSTEM_TYPES = frozenset({
     "drift.opened", "drift.resolved", "lock.expired", "promotion.expired", "promotion.requested",
-    "promotion.approved", "promotion.committed",
+    "promotion.approved", "promotion.committed", "pipeline.failed",
 })  # fmt: skip
 _READ_ONLY = frozenset({
     "status", "diff", "history", "help", "audit", "whoami", "drift", "drift_diff", "audit_more",
@@ -49,6 +49,13 @@ _NOT_DEPLOYED = re.compile(r"commit (?P<commit>[^,\s]+), not deployed: (?P<reaso
 _REVISIONS = re.compile(r"revision (?P<before>\S+) → (?P<after>\S+); phase (?P<phase>\w+)")
 _INCIDENT = re.compile(r"incident (?P<id>\d+) \((?P<kind>[\w-]+)\): (?P<reason>.*)", re.DOTALL)
 _LOCK = re.compile(r"lock (?P<id>\d+) on (?P<scope>\S+) expired")
+# handlers/pipelines/monitor.audit_detail: "run C/NS/NAME (pipeline P): WORD; task T, step S, exit code N"
+_PIPELINE_RUN = re.compile(
+    r"run (?P<cluster>[^/\s]+)/(?P<namespace>[^/\s]+)/(?P<run>\S+) \(pipeline (?P<pipeline>[^)\s]+)\): "
+    r"(?P<status>[^;]+)(?:; task (?P<task>[^,\s]+)(?:, step (?P<step>[^,\s]+))?"
+    r"(?:, exit code (?P<exit>-?\d+))?)?",
+    re.DOTALL,
+)
 _ENDED = {"ok": "succeeded", "failed": "failed", "error": "failed with an internal error",
           "denied": "was refused", "unknown": "ended, outcome unknown"}  # fmt: skip
 
@@ -216,6 +223,8 @@ def _system(row: AuditEvent) -> Event:
         data = {"promotion_id": found["id"]}
         if commit := _COMMITTED.fullmatch(found["rest"]):
             data |= {"commit": commit["commit"], "repository": commit["repository"]}
+    elif kind == "pipeline.failed" and (found := _PIPELINE_RUN.fullmatch(row.detail)):
+        data = _pipeline_data(found)
     summaries = {
         "drift.opened": f"Drift on {where}: {data.get('reason', row.detail)}",
         "drift.resolved": f"Drift on {where} resolved",
@@ -227,8 +236,20 @@ def _system(row: AuditEvent) -> Event:
         "committing",
         "promotion.committed": f"Promotion {data.get('promotion_id', '')} to {where}: commit "
         f"{data.get('commit', '?')} pushed to {data.get('repository', '?')}; deploying",
+        "pipeline.failed": f"Pipeline {data.get('pipeline', '?')} of {where}: run {data.get('run', '?')} "
+        f"{data.get('status', 'failed')}" + (f" at task {data['task']}" if data.get("task") else ""),
     }
     return _event(row, kind, summaries[kind], data)
+
+
+def _pipeline_data(found: re.Match[str]) -> Data:
+    data: Data = {key: found[key] for key in ("cluster", "namespace", "run", "pipeline", "status")}
+    for key in ("task", "step"):
+        if found[key]:
+            data[key] = found[key]
+    if found["exit"] is not None:
+        data["exit_code"] = int(found["exit"])
+    return data
 
 
 # -- helpers -----------------------------------------------------------------------------------------

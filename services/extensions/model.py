@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from services.backend import AppRef, AppStatus
 
-Severity = Literal["block", "warn"]
+Severity = Literal["block", "warn", "info"]
 Action = Literal["promote", "sync", "rollback"]
 
 
@@ -50,11 +50,14 @@ class PlannedChange:
 
 @dataclass(frozen=True)
 class Finding:
-    """One validator's verdict: `block` stops the change, `warn` is shown."""
+    """One validator's verdict: `block` stops the change, `warn` is shown; `info` is shown as a
+    plain line and never stops anything (what a check looked at and found fine, e.g. the pipeline
+    run that vouches for a promotion). `url`: a link shown with the message (the run, a report)."""
 
     validator: str
     severity: Severity
     message: str
+    url: str | None = None
 
     @property
     def blocks(self) -> bool:

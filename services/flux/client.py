@@ -9,37 +9,24 @@ the API server's JSON, not as generated model classes.
 from __future__ import annotations
 
 import builtins
-import json
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
-from services.flux.errors import FluxConflict, FluxError, FluxNotFound, FluxUnavailable, bound, classify
+from services.flux.errors import FluxConflict, FluxError, FluxNotFound, FluxUnavailable, classify
 from services.flux.kinds import FluxKind
+from services.kube import DEFAULT_TIMEOUT, Json, KubeApiClient
 from services.metrics import Metrics
 from services.settings.model import FluxCluster
 
 FIELD_MANAGER = "flux-client-side-apply"  # Flux's own docs use it; see docs/flux-api.md §1
-DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
-Json = dict[str, Any]
 
 
-def _connect_retries(count: int) -> urllib3.Retry:
-    # Only a refused or failed connection is retried (the request never arrived); a slow answer
-    # is not, so a hung API server costs one read timeout, not several.
-    return urllib3.Retry(
-        total=count, connect=count, read=0, status=0, other=0, redirect=0, backoff_factor=0.1
-    )
-
-
-class FluxClient:
+class FluxClient(KubeApiClient):
     """One cluster. Thread-safe: urllib3 pools are, and the discovery cache is locked."""
 
     def __init__(
@@ -51,71 +38,18 @@ class FluxClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         connect_retries: int = 2,
     ) -> None:
-        """`api_client` (a `kubernetes.client.ApiClient`) is for tests; by default the client is
-        built on first use from the cluster's kubeconfig + context, or the in-cluster config."""
-        self.cluster = cluster
-        self.name = cluster.name
-        self._api = api_client
-        self._metrics = metrics
+        super().__init__(
+            cluster, api_client=api_client, metrics=metrics, timeout=timeout, connect_retries=connect_retries
+        )
         self._metric_name = f"flux:{cluster.name}"
-        self._timeout = timeout
-        self._retries = connect_retries
-        self._lock = threading.Lock()
         self._served: dict[str, tuple[str, ...]] | None = None
         self._preferred: dict[str, str] = {}
         self._chosen: dict[str, str] = {}  # kind -> version that answered, after a fallback
 
-    def __repr__(self) -> str:
-        return f"FluxClient({self.name!r})"
-
-    def close(self) -> None:
-        with self._lock:
-            api, self._api = self._api, None
-        if api is not None:
-            api.close()
-
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _load(self) -> Any:
-        configuration = k8s.Configuration()
-        configuration.retries = _connect_retries(self._retries)
-        if self.cluster.in_cluster:
-            k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-            return k8s.ApiClient(configuration)
-        return k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=str(self.cluster.kubeconfig),
-            context=self.cluster.context,
-            persist_config=False,  # never write refreshed credentials back into the user's file
-            client_configuration=configuration,
-        )
-
-    def _client(self) -> Any:
-        with self._lock:
-            if self._api is None:
-                try:
-                    self._api = self._load()
-                except (ConfigException, OSError, ValueError, TypeError) as exc:
-                    source = "in-cluster config" if self.cluster.in_cluster else "kubeconfig"
-                    raise FluxUnavailable(
-                        f"cannot load the {source}: {type(exc).__name__}: {self._scrub(str(exc))}",
-                        operation="connect",
-                    ) from exc
-            return self._api
-
-    def _secrets(self) -> list[str]:
-        api = self._api
-        keys = getattr(getattr(api, "configuration", None), "api_key", None) or {}
-        found: list[str] = []
-        for value in keys.values():
-            if isinstance(value, str) and value:
-                found.append(value)
-                found.append(value.removeprefix("Bearer ").strip())
-        return [s for s in found if len(s) >= 8]
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets():
-            text = text.replace(secret, "[token]")
-        return text
+    def _unavailable(self, text: str) -> FluxUnavailable:
+        return FluxUnavailable(text, operation="connect")
 
     @contextmanager
     def _call(
@@ -145,30 +79,6 @@ class FluxClient:
                 text = f"{type(exc).__name__}: {self._scrub(str(exc))}"
                 raise FluxUnavailable(text, operation=operation, verb=verb, kind=kind) from exc
 
-    def _transport_text(self, exc: urllib3.exceptions.HTTPError) -> str:
-        cause = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) else exc
-        # NewConnectionError subclasses ConnectTimeoutError in urllib3 2, so it is checked first.
-        if isinstance(cause, urllib3.exceptions.NewConnectionError):
-            what = "cannot be reached"
-        elif isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
-            what = "did not accept a connection in time"
-        elif isinstance(cause, urllib3.exceptions.TimeoutError):
-            what = "did not answer in time"
-        else:
-            what = "failed to answer"
-        detail = bound(self._scrub(str(cause)), 160)
-        return f"the Kubernetes API {what} ({type(cause).__name__}: {detail})"
-
-    @staticmethod
-    def _json(response: Any) -> Json:
-        data = json.loads(response.data or b"{}")
-        if not isinstance(data, dict):
-            raise ValueError("the API answered with JSON that is not an object")
-        return data
-
-    def _request_options(self) -> dict[str, Any]:
-        return {"_preload_content": False, "_request_timeout": self._timeout}
-
     # -- discovery ---------------------------------------------------------------------------
 
     def served(self) -> Mapping[str, tuple[str, ...]]:
@@ -178,7 +88,7 @@ class FluxClient:
                 return self._served
         api = self._client()
         with self._call("discovery", verb="discover"):
-            raw = self._json(k8s.ApisApi(api).get_api_versions(**self._request_options()))
+            raw = self._json(k8s.ApisApi(api).get_api_versions(**self._opts()))
         served: dict[str, tuple[str, ...]] = {}
         preferred: dict[str, str] = {}
         for group in raw.get("groups") or []:
@@ -238,7 +148,7 @@ class FluxClient:
                             namespace,
                             kind.plural,
                             label_selector=selector,
-                            **self._request_options(),
+                            **self._opts(),
                         )
                     else:
                         response = api.list_cluster_custom_object(
@@ -246,7 +156,7 @@ class FluxClient:
                             version,
                             kind.plural,
                             label_selector=selector,
-                            **self._request_options(),
+                            **self._opts(),
                         )
                     items = self._json(response).get("items") or []
             except FluxNotFound:
@@ -270,7 +180,7 @@ class FluxClient:
         with self._call("get", verb="get", kind=kind.kind, name=name, namespace=namespace):
             return self._json(
                 api.get_namespaced_custom_object(
-                    kind.group, version, namespace, kind.plural, name, **self._request_options()
+                    kind.group, version, namespace, kind.plural, name, **self._opts()
                 )
             )
 
@@ -300,7 +210,7 @@ class FluxClient:
                             name,
                             dict(body),
                             field_manager=FIELD_MANAGER,
-                            **self._request_options(),
+                            **self._opts(),
                         )
                     )
             except FluxConflict:
@@ -313,9 +223,7 @@ class FluxClient:
         api = k8s.CoreV1Api(self._client())
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
         with self._call("events", verb="list", kind="events", namespace=namespace):
-            response = api.list_namespaced_event(
-                namespace, field_selector=selector, **self._request_options()
-            )
+            response = api.list_namespaced_event(namespace, field_selector=selector, **self._opts())
             items = self._json(response).get("items") or []
         return [i for i in items if isinstance(i, dict)]
 

@@ -7,9 +7,9 @@ client before it gets here.
 
 from __future__ import annotations
 
-import json
-
 from services.errors import THIRD_PARTY_TEXT, bound
+from services.kube import parse_status
+from services.kube import retry_after as retry_after_seconds
 
 MAX_TEXT = THIRD_PARTY_TEXT
 
@@ -73,27 +73,6 @@ class FluxUnavailable(FluxError):
     """5xx, 401, 429, timeouts, refused connections, or an answer that is not the API's JSON."""
 
 
-def parse_status(body: str | None) -> tuple[str, str]:
-    """(message, reason) of a `kind: Status` body; ("", "") when it is not one."""
-    if not body:
-        return "", ""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return "", ""
-    if not isinstance(data, dict) or data.get("kind") != "Status":
-        return "", ""
-    message, reason = data.get("message"), data.get("reason")
-    return (message if isinstance(message, str) else "", reason if isinstance(reason, str) else "")
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 def classify(
     status: int,
     body: str | None,
@@ -134,7 +113,7 @@ def classify(
     if status == 401:
         return make(FluxUnavailable, "the cluster rejected the bot's credentials (401)")
     if status >= 500 or status in (408, 429):
-        return make(FluxUnavailable, message, _retry_after(retry_after))
+        return make(FluxUnavailable, message, retry_after_seconds(retry_after))
     return make(FluxError, message)
 
 

@@ -14,10 +14,12 @@ from pydantic import ValidationError
 
 from services.settings.errors import Problem, suggest, translate
 from services.settings.model import BACKEND_LABELS, BUILTIN_ROLES, Settings
+from services.settings.types import SLUG_RE
 
 _SECTION_LABELS = (
     ("argocd", "Argo CD instance"),
     ("flux", "Flux cluster"),
+    ("tekton", "Tekton cluster"),
     ("repositories", "repository"),
     ("environments", "environment"),
     ("apps", "app"),
@@ -116,6 +118,8 @@ def cross_reference_problems(raw: Mapping[str, Any]) -> list[Problem]:
                 )
             )
     problems += _app_references(raw)
+    problems += _pipeline_references(raw)
+    problems += _gate_references(raw)
     return problems
 
 
@@ -159,6 +163,87 @@ def _target_references(
         )
 
 
+def _pipeline_references(raw: Mapping[str, Any]) -> Iterator[Problem]:
+    """apps[].pipelines[]: a configured cluster (or the only one), one of its namespaces, the
+    app's own environments, and no pipeline listed twice for one app."""
+    clusters = {name: item.get("namespaces") for _, item in _entries(raw.get("tekton"))
+                if isinstance(name := item.get("name"), str)}  # fmt: skip
+    for index, app in _entries(raw.get("apps")):
+        targets = app.get("environments")
+        envs = [k for k in targets if isinstance(k, str)] if isinstance(targets, Mapping) else []
+        seen: dict[tuple[object, ...], int] = {}
+        for at, pipeline in _entries(app.get("pipelines")):
+            base = f"apps[{index}].pipelines[{at}]"
+            yield from _pipeline_problems(base, pipeline, clusters, envs)
+            only = next(iter(clusters)) if len(clusters) == 1 else None
+            key = (pipeline.get("cluster") or only, pipeline.get("namespace"), pipeline.get("name"))
+            if key in seen:
+                message = f"duplicate pipeline '{key[2]}' in namespace '{key[1]}'"
+                yield Problem(
+                    f"{base}.name", f"{message} (also apps[{index}].pipelines[{seen[key]}])", "duplicate"
+                )
+            seen.setdefault(key, at)
+
+
+def _pipeline_problems(
+    base: str, pipeline: Mapping[str, Any], clusters: Mapping[str, object], envs: list[str]
+) -> Iterator[Problem]:
+    label, configured = "Tekton cluster", list(clusters)
+    cluster = pipeline.get("cluster")
+    if cluster is None and len(configured) == 1:
+        cluster = configured[0]
+    if cluster is None:
+        why = f"{len(configured)} {plural(label)} are configured ({', '.join(configured)})"
+        yield Problem(
+            f"{base}.cluster", f"required: {why if configured else f'no {label} is configured'}", "xref"
+        )
+    elif isinstance(cluster, str) and cluster not in clusters:
+        yield Problem(
+            f"{base}.cluster", f"unknown {label} '{cluster}'" + _hint(cluster, configured, label), "xref"
+        )
+    namespace = pipeline.get("namespace")
+    listed = clusters.get(cluster) if isinstance(cluster, str) else None
+    listed = listed if isinstance(listed, list) else []
+    # Only against a valid list: an empty or malformed one is already a problem at its own key.
+    names = [n for n in listed if isinstance(n, str) and SLUG_RE.fullmatch(n)]
+    if isinstance(namespace, str) and names and len(names) == len(listed) and namespace not in names:
+        message = f"'{namespace}' is not a namespace of Tekton cluster '{cluster}'"
+        yield Problem(f"{base}.namespace", message + _hint(namespace, names, "namespace"), "xref")
+    wanted = pipeline.get("environments")
+    for i, env in enumerate(wanted if isinstance(wanted, list) else []):
+        if isinstance(env, str) and env not in envs:
+            message = f"'{env}' is not an environment of this app" + _hint(env, envs, "environment")
+            yield Problem(f"{base}.environments[{i}]", message, "xref")
+
+
+def _gate_references(raw: Mapping[str, Any]) -> Iterator[Problem]:
+    """`pipeline_succeeded` validators: a Tekton cluster to ask, and pipelines their apps configure."""
+    clusters = _names(raw.get("tekton"))
+    for index, spec in _entries(raw.get("validators")):
+        if spec.get("kind") != "pipeline_succeeded":
+            continue
+        base = f"validators[{index}]"
+        if not clusters:
+            message = (
+                "pipeline_succeeded asks Tekton, but no Tekton cluster is configured (add one under tekton)"
+            )
+            yield Problem(f"{base}.kind", message, "xref")
+        scope = spec.get("apps")
+        apps = {a for a in scope if isinstance(a, str)} if isinstance(scope, list) and scope else None
+        known = [
+            pipeline["name"]
+            for _, app in _entries(raw.get("apps"))
+            if apps is None or app.get("name") in apps
+            for _, pipeline in _entries(app.get("pipelines"))
+            if isinstance(pipeline.get("name"), str)
+        ]
+        wanted = spec.get("pipelines")
+        for at, name in enumerate(wanted if isinstance(wanted, list) else []):
+            if isinstance(name, str) and name not in known:
+                message = f"unknown pipeline '{name}'" + _hint(name, known, "pipeline")
+                yield Problem(f"{base}.pipelines[{at}]", message, "xref")
+
+
 def settings_warnings(settings: Settings) -> Iterator[Problem]:
     """Things that load fine but are probably not what was meant."""
     env_names = list(settings.environment_names)
@@ -194,6 +279,28 @@ def settings_warnings(settings: Settings) -> Iterator[Problem]:
         yield Problem("drift.channel", message, "warning")
     if drift.enabled and drift.jitter >= drift.interval:
         yield Problem("drift.jitter", "is not shorter than drift.interval; checks may bunch up", "warning")
+    yield from _monitor_warnings(settings)
+
+
+def _monitor_warnings(settings: Settings) -> Iterator[Problem]:
+    monitor = settings.pipeline_monitor
+    if not settings.pipeline_monitor_enabled:
+        return
+    if not any(app.pipelines for app in settings.apps):
+        yield Problem("pipeline_monitor.enabled", "is true but no app lists pipelines to watch", "warning")
+        return
+    if settings.pipeline_monitor_channel is None:
+        message = (
+            "the pipeline monitor is on but neither pipeline_monitor.channel, drift.channel nor "
+            "slack.alerts_channel is set; failed runs no route matches are only audited"
+        )
+        yield Problem("pipeline_monitor.channel", message, "warning")
+    if monitor.jitter >= monitor.interval:
+        yield Problem(
+            "pipeline_monitor.jitter",
+            "is not shorter than pipeline_monitor.interval; scans may bunch up",
+            "warning",
+        )
 
 
 def _unknown_names(path: str, given: Iterable[str], known: list[str], label: str) -> Iterator[Problem]:

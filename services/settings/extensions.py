@@ -14,7 +14,16 @@ import zoneinfo
 from collections.abc import Iterator, Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, PlainSerializer, PlainValidator, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from services.settings.base import Section
@@ -22,8 +31,10 @@ from services.settings.errors import suggest
 from services.settings.types import (
     EnvVarName,
     HttpUrl,
+    K8sName,
     Slug,
     WholeNumber,
+    shown,
 )
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -132,8 +143,60 @@ class RequiredChecks(Scope):
     checks: tuple[str, ...] = ()
 
 
+# Tekton's parameter-name rule, as services/settings/tekton.PARAM_NAME_RE (that module imports this
+# one, so the pattern is repeated rather than imported).
+_PARAM_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+# A Kubernetes label key: an optional DNS-subdomain prefix and `/`, then a name of up to 63
+# characters (alphanumerics, `-`, `_`, `.`, alphanumeric at both ends).
+_LABEL_KEY_RE = re.compile(
+    r"^(?:[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9](?:[-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+
+
+def _param_name(value: str) -> str:
+    if not _PARAM_NAME_RE.fullmatch(value):
+        what = "a Tekton parameter name (like revision or image.tag)"
+        raise PydanticCustomError("param_name", f"{shown(value)} is not {what}")
+    return value
+
+
+def _label_key(value: str) -> str:
+    prefix = value.rpartition("/")[0]
+    if not _LABEL_KEY_RE.fullmatch(value) or len(prefix) > 253:
+        what = "a Kubernetes label key (like app.kubernetes.io/version or revision)"
+        raise PydanticCustomError("label_key", f"{shown(value)} is not {what}")
+    return value
+
+
+class PipelineSucceeded(Scope):
+    """The newest Tekton run of the app's pipeline for the revision being promoted Succeeded.
+
+    Runs are matched by a param (`param`, else each pipeline's `revision_param`, else `revision`)
+    or by a PipelineRun label (`label`); see docs/extensions.md for the matching rule.
+    """
+
+    kind: Literal["pipeline_succeeded"]
+    # Only a promotion carries the revision a pipeline built (a sync or rollback does not).
+    actions: tuple[Literal["promote"], ...] = ("promote",)
+    pipelines: tuple[K8sName, ...] = ()  # empty: every pipeline of the app that applies to the target
+    param: Annotated[str, AfterValidator(_param_name)] | None = None
+    label: Annotated[str, AfterValidator(_label_key)] | None = None
+    severity: Literal["block", "warn"] = "block"
+
+    @field_validator("label")
+    @classmethod
+    def _param_or_label(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A field validator (not a model one) so the problem is reported at `validators[i].label`.
+        if value is not None and info.data.get("param") is not None:
+            message = "set param or label, not both: a run is matched by one of them"
+            raise PydanticCustomError("param_or_label", message)
+        return value
+
+
 ValidatorSpec = Annotated[
-    ChangeWindow | Soak | ImageExists | SemverGuard | RequiredChecks, Field(discriminator="kind")
+    ChangeWindow | Soak | ImageExists | SemverGuard | RequiredChecks | PipelineSucceeded,
+    Field(discriminator="kind"),
 ]
 
 

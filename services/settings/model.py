@@ -25,6 +25,13 @@ from pydantic_core import PydanticCustomError
 
 from services.settings.base import Section as _Section
 from services.settings.extensions import FrozenTree, NotifierSpec, PluginSettings, SyncSettings, ValidatorSpec
+from services.settings.routes import DriftRoute
+from services.settings.tekton import (
+    AppPipeline,
+    PipelineMonitorSettings,
+    TektonCluster,
+    fill_default_clusters,
+)
 from services.settings.types import (
     ChannelId,
     ConfigPath,
@@ -50,7 +57,7 @@ from services.settings.types import (
 
 Action = Literal[
     "help", "status", "diff", "history", "drift", "audit", "whoami", "sync", "rollback", "promote",
-    "suspend", "resume", "lock", "unlock", "approve",
+    "suspend", "resume", "lock", "unlock", "approve", "pipelines", "pipeline_run", "pipeline_cancel",
 ]  # fmt: skip
 ACTIONS: tuple[str, ...] = get_args(Action)
 BUILTIN_ROLES: tuple[str, ...] = ("viewer", "deployer", "approver", "admin")
@@ -178,6 +185,7 @@ class App(_Section):
     name: Slug
     environments: Annotated[Mapping[str, AppTarget], AfterValidator(_freeze_targets)]
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    pipelines: tuple[AppPipeline, ...] = ()  # Tekton pipelines that build or verify it
 
     @field_serializer("environments")
     def _dump_environments(self, value: Mapping[str, AppTarget]) -> dict[str, AppTarget]:
@@ -219,13 +227,6 @@ class AccessSettings(_Section):
     grants: tuple[Grant, ...] = ()
     rate_limit: RateLimit = Field(default_factory=RateLimit)
     group_cache: PositiveDuration = timedelta(minutes=5)
-
-
-class DriftRoute(_Section):
-    channel: ChannelId
-    environments: tuple[str, ...] = ()  # empty = any
-    apps: tuple[str, ...] = ()  # configured app names or backend object names; empty = any
-    labels: tuple[str, ...] = ()  # "key=value" pairs that must all match the app's labels
 
 
 class DriftSettings(_Section):
@@ -331,11 +332,13 @@ class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     argocd: tuple[ArgoCDInstance, ...] = ()
     flux: tuple[FluxCluster, ...] = ()
+    tekton: tuple[TektonCluster, ...] = ()
     repositories: tuple[GitRepository, ...] = ()
     environments: tuple[Environment, ...] = ()  # in promotion order
     apps: tuple[App, ...] = ()
     access: AccessSettings = Field(default_factory=AccessSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    pipeline_monitor: PipelineMonitorSettings = Field(default_factory=PipelineMonitorSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     git: GitSettings = Field(default_factory=GitSettings)
@@ -350,7 +353,7 @@ class Settings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _default_instances(cls, data: Any) -> Any:
-        return fill_default_instances(data)
+        return fill_default_clusters(fill_default_instances(data))
 
     @property
     def environment_names(self) -> tuple[str, ...]:
@@ -366,6 +369,24 @@ class Settings(_Section):
     @property
     def drift_channel(self) -> str | None:
         return self.drift.channel or self.slack.alerts_channel
+
+    @property
+    def pipeline_monitor_enabled(self) -> bool:
+        """`pipeline_monitor.enabled`, else on exactly when some app has pipelines."""
+        wanted = self.pipeline_monitor.enabled
+        return any(a.pipelines for a in self.apps) if wanted is None else wanted
+
+    @property
+    def pipeline_monitor_channel(self) -> str | None:
+        return self.pipeline_monitor.channel or self.drift_channel
+
+    @property
+    def pipeline_monitor_routes(self) -> tuple[DriftRoute, ...]:
+        """Its own routes; else drift's, unless it names its own channel (which then takes all)."""
+        monitor = self.pipeline_monitor
+        if monitor.routes is not None:
+            return monitor.routes
+        return () if monitor.channel is not None else self.drift.routes
 
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)
@@ -385,6 +406,9 @@ class Settings(_Section):
 
     def flux_cluster(self, name: str) -> FluxCluster | None:
         return next((c for c in self.flux if c.name == name), None)
+
+    def tekton_cluster(self, name: str) -> TektonCluster | None:
+        return next((c for c in self.tekton if c.name == name), None)
 
     def repository(self, name: str) -> GitRepository | None:
         return next((r for r in self.repositories if r.name == name), None)

@@ -271,6 +271,31 @@ def _notification_outbox(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE notification_cursor (notifier TEXT PRIMARY KEY, audit_id INTEGER NOT NULL)")
 
 
+def _pipeline_monitor(db: sqlite_utils.Database) -> None:
+    # PipelineRuns the monitor already posted (or found failed at its first look, `baseline`), so a
+    # restart or a new leader never posts one twice; `posting` is a claim taken just before the
+    # post (services/store/posted_runs.py). A cursor row per (cluster, namespace, pipeline) says
+    # that pipeline's history was baselined: only failures after it are announced.
+    db.execute(
+        """CREATE TABLE pipeline_runs_posted (
+            cluster TEXT NOT NULL,
+            namespace TEXT NOT NULL,
+            name TEXT NOT NULL,
+            uid TEXT NOT NULL,
+            pipeline TEXT NOT NULL,
+            state TEXT NOT NULL,
+            channel TEXT,
+            message_ts TEXT,
+            recorded_at TEXT NOT NULL,
+            PRIMARY KEY (cluster, namespace, name, uid)
+        )"""
+    )
+    db.execute(
+        "CREATE TABLE pipeline_monitor_cursors (cluster TEXT NOT NULL, namespace TEXT NOT NULL, "
+        "pipeline TEXT NOT NULL, baselined_at TEXT NOT NULL, PRIMARY KEY (cluster, namespace, pipeline))"
+    )
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -287,4 +312,5 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (12, "promotions.forced_by: a lock overridden with --force at request", _promotion_force),
     (13, "inflight_requests.watch: operations followed again after a restart", _inflight_watch),
     (14, "notification_outbox, notification_cursor: notifier deliveries", _notification_outbox),
+    (15, "pipeline_runs_posted, pipeline_monitor_cursors: failed runs posted once", _pipeline_monitor),
 )

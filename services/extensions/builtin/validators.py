@@ -1,7 +1,8 @@
 """Built-in validators (a plugin like any other; see services/extensions/hookspecs.py).
 
 Config `validators:` lists them, told apart by `kind`: change_window (windows.py), soak (soak.py),
-image_exists (images.py), semver_guard (semver.py), required_checks (checks.py). Each one applies to
+image_exists (images.py), semver_guard (semver.py), required_checks (checks.py), pipeline_succeeded
+(pipelines.py). Each one applies to
 the changes its scope matches (environments, apps, actions) and returns findings; this module only
 holds the hooks and the configured set, swapped whole on every configure.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from services.extensions.builtin.checks import required_checks_findings
 from services.extensions.builtin.images import image_findings, registry_client
+from services.extensions.builtin.pipelines import pipeline_findings
 from services.extensions.builtin.semver import semver_findings
 from services.extensions.builtin.soak import soak_findings
 from services.extensions.builtin.verdicts import applies
@@ -21,10 +23,12 @@ from services.extensions.builtin.windows import change_window_findings
 from services.extensions.context import PluginContext
 from services.extensions.hookspecs import hookimpl
 from services.extensions.model import Finding, PlannedChange
+from services.pipelines import PipelineRuns
 from services.registry import RegistryClient
 from services.settings.extensions import (
     ChangeWindow,
     ImageExists,
+    PipelineSucceeded,
     RequiredChecks,
     SemverGuard,
     Soak,
@@ -36,10 +40,11 @@ from services.settings.model import Settings
 @dataclass(frozen=True)
 class Validators:
     """The configured validators and what they need (one registry client per `image_exists`,
-    by its index in `specs`)."""
+    by its index in `specs`; the bot's Tekton runs for `pipeline_succeeded`, owned by the bot)."""
 
     specs: tuple[ValidatorSpec, ...] = ()
     registries: Mapping[int, RegistryClient] = field(default_factory=dict)
+    pipelines: PipelineRuns | None = None
 
     def validate(self, change: PlannedChange) -> list[Finding]:
         findings: list[Finding] = []
@@ -59,6 +64,8 @@ class Validators:
             return semver_findings(spec, change)
         if isinstance(spec, RequiredChecks):
             return required_checks_findings(spec, change)
+        if isinstance(spec, PipelineSucceeded):
+            return pipeline_findings(spec, self.pipelines, change)
         raise TypeError(f"unknown validator kind: {type(spec).__name__}")
 
     def close(self) -> None:
@@ -72,7 +79,7 @@ def build(specs: Sequence[ValidatorSpec], context: PluginContext) -> Validators:
         for index, spec in enumerate(specs)
         if isinstance(spec, ImageExists)
     }
-    return Validators(tuple(specs), registries)
+    return Validators(tuple(specs), registries, context.pipelines)
 
 
 _lock = threading.Lock()

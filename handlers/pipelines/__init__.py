@@ -1,0 +1,1 @@
+"""Tekton pipelines from Slack: `views` (the run card, the list, the start confirmation)."""
