@@ -123,6 +123,18 @@ def test_a_configured_pipeline_adds_no_warning() -> None:
     assert [w.split(":")[0] for w in load(BASE).warnings if "pipeline" in w] == ["pipeline_monitor.channel"]
 
 
+def test_a_pipeline_gate_that_covers_no_pipeline_warns_that_it_checks_nothing() -> None:
+    # web's pipeline builds dev only: a gate on prod promotions has nothing to ask.
+    gate = "validators:\n  - {kind: pipeline_succeeded, environments: [prod]}\n"
+    warned = [w for w in load(BASE + gate).warnings if w.startswith("validators[0]")]
+    assert warned == [
+        "validators[0]: no app it applies to has a pipeline for its environments, so it checks nothing; "
+        "add apps[].pipelines or narrow its apps / environments"
+    ]
+    covering = "validators:\n  - {kind: pipeline_succeeded, environments: [dev]}\n"
+    assert not [w for w in load(BASE + covering).warnings if w.startswith("validators[")]
+
+
 def test_the_example_file_has_tekton_and_only_the_expected_warnings() -> None:
     loaded = load_config(ROOT / "examples" / "gitops-bot.yaml", explicit=True, environ={})
     assert all("is not set" in w for w in loaded.warnings)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from services.settings.errors import Problem, suggest, translate
+from services.settings.extensions import PipelineSucceeded
 from services.settings.model import BACKEND_LABELS, BUILTIN_ROLES, Settings
 from services.settings.types import SLUG_RE
 
@@ -280,6 +281,7 @@ def settings_warnings(settings: Settings) -> Iterator[Problem]:
     if drift.enabled and drift.jitter >= drift.interval:
         yield Problem("drift.jitter", "is not shorter than drift.interval; checks may bunch up", "warning")
     yield from _monitor_warnings(settings)
+    yield from _gate_warnings(settings)
 
 
 def _monitor_warnings(settings: Settings) -> Iterator[Problem]:
@@ -309,3 +311,24 @@ def _unknown_names(path: str, given: Iterable[str], known: list[str], label: str
             yield Problem(
                 f"{path}[{index}]", f"unknown {label} '{name}'" + _hint(name, known, label), "warning"
             )
+
+
+def _gate_warnings(settings: Settings) -> Iterator[Problem]:
+    """A `pipeline_succeeded` gate whose apps and environments have no pipeline checks nothing."""
+    for index, spec in enumerate(settings.validators):
+        if not isinstance(spec, PipelineSucceeded):
+            continue
+        apps = [a for a in settings.apps if not spec.apps or a.name in spec.apps]
+        envs = spec.environments or settings.environment_names
+        covered = any(
+            p.applies_to(env) and (not spec.pipelines or p.name in spec.pipelines)
+            for app in apps
+            for p in app.pipelines
+            for env in envs
+        )
+        if not covered:
+            message = (
+                "no app it applies to has a pipeline for its environments, so it checks nothing; "
+                "add apps[].pipelines or narrow its apps / environments"
+            )
+            yield Problem(f"validators[{index}]", message, "warning")
