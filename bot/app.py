@@ -46,8 +46,12 @@ from handlers.pipelines.executor import pipeline_executor, pipelines_executor
 from handlers.pipelines.monitor import PipelineMonitor
 from handlers.promote.executor import Promoter, promote_executor
 from handlers.promote.promoter import promotion_renderer
+from handlers.promote.pull_request import SPEC_KIND as PR_SPEC_KIND
+from handlers.promote.pull_request import PullRequests
+from handlers.promote.refresh import PullRequestRefresh
 from handlers.recovery import Cutoff, recover
 from handlers.resume import Follower
+from handlers.rollback import pull_request as rollback_pr
 from handlers.rollback.executor import rollback_executor
 from services.access.policy import AccessPolicy, CachedGroupDirectory
 from services.access.ratelimit import RateLimiter
@@ -239,6 +243,8 @@ class Runtime:
             helper.join(timeout=HELPER_JOIN_SECONDS)
         if self.repos is not None:
             self.repos.close()
+        for host in self.deps.githosts.values():
+            host.shutdown()  # the Git host clients' connection pools
         if self.deps.pipelines is not None:
             self.deps.pipelines.close()  # the Tekton clients' connection pools
         if self.deps.extensions is not None:
@@ -314,6 +320,7 @@ def build_runtime(
         ),
         rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
         pipelines=built.pipelines,
+        githosts=built.githosts,
     )
     try:
         loaded.extensions.configure(
@@ -337,7 +344,8 @@ def build_runtime(
         executors["rollback"] = rollback_executor(deps, built.ops)
     executors.update(admin_executors(deps, built.locks))
     executors["audit"] = audit_executor(deps)
-    promoter = Promoter(deps, built.promotions, built.promotion_store)
+    pull_requests = PullRequests() if any(r.uses_pull_requests for r in settings.repositories) else None
+    promoter = Promoter(deps, built.promotions, built.promotion_store, pull_requests=pull_requests)
     if built.backends:
         executors["promote"] = promote_executor(promoter)
     executors["drift"] = drift_executor(deps, built.incidents)
@@ -397,14 +405,18 @@ def build_runtime(
     leadership = build_leadership(settings, leader_identity or default_identity())
     drift_job = DriftJob(deps, app.client, built.incidents, leadership)
     monitor = PipelineMonitor(deps, app.client, leadership) if built.pipelines is not None else None
+    pr_refresh = PullRequestRefresh(promoter, app.client, leadership) if pull_requests is not None else None
     scheduler = build_scheduler(
-        deps, app.client, drift=drift_job, promoter=promoter, pipeline_monitor=monitor
+        deps, app.client, drift=drift_job, promoter=promoter, pipeline_monitor=monitor, pr_refresh=pr_refresh
     )
     runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
     runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership
     runtime.pipeline_monitor = monitor
     runtime.repos = built.repos
     runtime.renderers = {**RENDERERS, "promotion": promotion_renderer(promoter)}
+    if pull_requests is not None:  # promotions waiting for their pull request, after a restart
+        runtime.followers = {**runtime.followers, PR_SPEC_KIND: pull_requests.follower(promoter)}
+    runtime.followers = {**runtime.followers, rollback_pr.SPEC_KIND: rollback_pr.resume}  # rollbacks' PRs
     return runtime
 
 

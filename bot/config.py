@@ -166,6 +166,8 @@ def read_secrets(settings: Settings, environ: Mapping[str, str]) -> Secrets:
     """Slack secrets by fixed names; Argo CD and Git tokens by the names the file gives."""
     argocd = {i.name: s for i in settings.argocd if (s := _secret(environ, i.token_env))}
     git = {r.name: s for r in settings.repositories if (s := _secret(environ, r.credentials_env))}
+    host = {r.name: s for r in settings.repositories if (s := _secret(environ, r.token_env))}
+    approve = {r.name: s for r in settings.repositories if (s := _secret(environ, r.approve_token_env))}
     named = {n: s for n in extension_env_names(settings) if (s := _secret(environ, n))}
     return Secrets(
         slack_bot_token=_secret(environ, SLACK_BOT_TOKEN),
@@ -173,6 +175,8 @@ def read_secrets(settings: Settings, environ: Mapping[str, str]) -> Secrets:
         slack_app_token=_secret(environ, SLACK_APP_TOKEN),
         argocd_tokens=MappingProxyType(argocd),
         git_credentials=MappingProxyType(git),
+        githost_tokens=MappingProxyType(host),
+        githost_approve_tokens=MappingProxyType(approve),
         named=MappingProxyType(named),
     )
 
@@ -218,6 +222,20 @@ def _environment_warnings(settings: Settings, environ: Mapping[str, str]) -> Ite
             yield (
                 f"repositories[{index}].credentials_env: {repo.credentials_env} is not set; "
                 f"Git access to '{repo.name}' will not be authenticated"
+            )
+    for index, repo in enumerate(settings.repositories):
+        for key in ("token_env", "approve_token_env"):
+            name = getattr(repo, key)
+            if repo.uses_pull_requests and name and not environ.get(name):
+                yield (
+                    f"repositories[{index}].{key}: {name} is not set; the bot cannot "
+                    f"{'open or merge' if key == 'token_env' else 'approve'} pull requests for '{repo.name}'"
+                )
+        opener, approver = environ.get(repo.token_env or ""), environ.get(repo.approve_token_env or "")
+        if repo.host == "github" and opener and opener == approver:
+            yield (
+                f"repositories[{index}].approve_token_env: {repo.approve_token_env} holds the same token as "
+                f"{repo.token_env}; GitHub refuses an approval from the pull request's author"
             )
     for index, notifier in enumerate(settings.notifiers):
         if notifier.secret_env and not environ.get(notifier.secret_env):

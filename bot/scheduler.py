@@ -1,7 +1,8 @@
 """Scheduler wiring: APScheduler in the background of the same process.
 
-Jobs: hold reminders, lock and promotion expiry, audit retention, the drift scan and the
-pipeline monitor (both leader-only inside their own `run`).
+Jobs: hold reminders, lock and promotion expiry, audit retention, the drift scan, the
+pipeline monitor and the refresh of promotion cards waiting on a pull request (all three
+leader-only inside their own `run`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from handlers.deps import Deps
 from handlers.drift.job import DriftJob
 from handlers.pipelines.monitor import PipelineMonitor
 from handlers.promote.executor import Promoter, expire_promotions
+from handlers.promote.refresh import PullRequestRefresh
 from handlers.rollback.reminders import remind_holds
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ def build_scheduler(
     drift: DriftJob | None = None,
     promoter: Promoter | None = None,
     pipeline_monitor: PipelineMonitor | None = None,
+    pr_refresh: PullRequestRefresh | None = None,
     tick: timedelta = timedelta(minutes=1),
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
@@ -70,6 +73,13 @@ def build_scheduler(
             "interval",
             seconds=min(60.0, tick.total_seconds()),
             id="promotion-expiry",
+        )
+    if pr_refresh is not None and deps.githosts:
+        scheduler.add_job(
+            _safe(pr_refresh.run, "pull request refresh"),
+            "interval",
+            seconds=deps.settings.git.pull_request_refresh.total_seconds(),
+            id="promotion-pr-refresh",
         )
     days = deps.settings.audit.retention_days
     if days is not None:

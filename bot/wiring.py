@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.config import LoadedConfig
 from services.access.locks import LockStore
@@ -14,6 +14,7 @@ from services.coalesce import coalescing
 from services.drift.store import IncidentStore
 from services.flux import build_flux_backends
 from services.git import RepoCache
+from services.githost import GitHost, WriteGate, build_host
 from services.holds import HoldStore
 from services.metrics import Metrics
 from services.operations import GitOpsService
@@ -39,6 +40,7 @@ class Services:
     promotion_store: PromotionStore
     incidents: IncidentStore
     pipelines: PipelineRuns | None = None  # when `tekton:` is configured
+    githosts: Mapping[str, GitHost] = field(default_factory=dict)  # by repository, mode pull_request/auto
 
 
 def _coalesced(backend: GitOpsBackend, ttl: float, metrics: Metrics) -> GitOpsBackend:
@@ -93,7 +95,25 @@ def build_services(
         promotion_store=promotion_store,
         incidents=IncidentStore(database),
         pipelines=build_pipelines(loaded, metrics),
+        githosts=build_githosts(loaded, metrics),
     )
+
+
+def build_githosts(loaded: LoadedConfig, metrics: Metrics) -> dict[str, GitHost]:
+    """A host client per repository whose changes go through a pull / merge request; one write
+    gate for all of them (writes queue per host, a rate-limit pause covers the whole host)."""
+    gate = WriteGate()
+    secrets = loaded.secrets
+    hosts: dict[str, GitHost] = {}
+    for repo in loaded.settings.repositories:
+        token = secrets.githost_tokens.get(repo.name)
+        if not repo.uses_pull_requests or repo.host is None or repo.project is None or token is None:
+            continue  # config validation requires them with a mode other than push
+        hosts[repo.name] = build_host(
+            repo.host, repo.api_url, repo.project, token, secrets.githost_approve_tokens.get(repo.name),
+            metrics=metrics, gate=gate,
+        )  # fmt: skip
+    return hosts
 
 
 def build_pipelines(

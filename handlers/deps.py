@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from handlers.authz import Authorizer
@@ -15,6 +15,7 @@ from services.access.locks import LockStore
 from services.access.ratelimit import RateLimiter
 from services.audit.trail import AuditStore
 from services.extensions.manager import Extensions
+from services.githost import GitHost
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
 from services.metrics import Metrics
@@ -45,3 +46,5 @@ class Deps:
     inflight: InflightRequests | None = None  # requests in the background, to report after a restart
     extensions: Extensions | None = None  # validators, notifiers, batch strategies (built-in + plugins)
     pipelines: PipelineRuns | None = None  # Tekton: the configured pipelines and their runs
+    # Git host clients by repository name, for repositories whose changes go through a pull request
+    githosts: Mapping[str, GitHost] = field(default_factory=dict)

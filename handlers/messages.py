@@ -314,3 +314,92 @@ PIPELINE_FOLLOW_ENDED = (
     "check it with `{check}`."
 )
 PIPELINE_FOLLOW_CUT = "Run `{run}`: gitops-bot stopped following it. Check it with `{check}`."
+
+# Promotions through a pull request (GitHub) or merge request (GitLab): handlers/promote/pull_request.py
+PROMOTE_PR_TITLE = "Promote {app} to {target}: {summary}"
+PROMOTE_PR_BODY = (
+    "Promotion of **{app}** from `{source}` to `{target}`, requested in Slack by {requester}: {summary}\n\n"
+    "Approvals happen on the Slack card{link}. gitops-bot merges this {noun} once they are complete and "
+    "{host}'s rules are met, then deploys. Please do not push to this branch: a push asks the approvers "
+    "again.\n\n```diff\n{diff}\n```\n\nAudit-Id: `{audit_id}`"
+)
+PROMOTE_PR_LINE = "*{host} {noun}*: <{url}|{ref}> from `{branch}`"
+PROMOTE_PR_CHECKS = "Checks: {checks}"
+PROMOTE_PR_READINESS = {
+    "wait": "{host} is still working out whether it can merge",
+    "ready": "{host}: ready to merge",
+    "blocked": "Still missing on {host}:",
+    "conflict": "{host}: the branch conflicts with its base",
+    "closed": "{host}: closed",
+    "merged": "{host}: merged",
+}
+PROMOTE_PR_NOT_OPENED = ":x: The {noun} could not be opened: {why}"
+PROMOTE_PR_WAITING = (
+    ":hourglass_flowing_sand: Approved in Slack; waiting for {host} before merging <{url}|{ref}>:\n{missing}"
+)
+PROMOTE_PR_WAIT_COMPUTING = "• {host} to finish computing whether it can merge"
+PROMOTE_PR_HOST_APPROVED = "Approved on {host} as the second identity, for the Slack approvers."
+PROMOTE_PR_HOST_APPROVAL_FAILED = "The approving review on {host} was refused: {why}"
+PROMOTE_PR_MERGED = ":white_check_mark: Merged <{url}|{ref}> into `{branch}` as `{sha}`; now deploying."
+PROMOTE_PR_CLOSED = (
+    ":no_entry_sign: <{url}|{ref}> was closed on {host} outside Slack; nothing was merged. "
+    "Ask again with `/gitops promote {app} --to {target} --from {source}`."
+)
+PROMOTE_PR_CONFLICT = (
+    ":x: <{url}|{ref}> conflicts with `{branch}` now; it was closed and nothing was merged. "
+    "Ask again with `/gitops promote {app} --to {target} --from {source}`."
+)
+PROMOTE_PR_NOT_MERGEABLE = ":x: {host} refused to merge <{url}|{ref}>: {why}"
+PROMOTE_PR_HEAD_MOVED = (
+    ":warning: Someone pushed `{sha}` to <{url}|{ref}> after the card was shown, so it was not merged. "
+    "The branch now holds this promotion's change again (below); approve again to merge it."
+)
+PROMOTE_PR_WAIT_ENDED = (
+    ":hourglass: Stopped waiting for {host} after {timeout}; <{url}|{ref}> stays open and nothing was "
+    "merged. Ask again with `/gitops promote {app} --to {target} --from {source}`."
+)
+# mode: auto — the push was refused as protected (said once per repository and branch)
+PROTECTED_SWITCHED = (
+    ":lock: `{repo}`'s `{branch}` is protected ({why}): switched to a {noun}. Later changes to it open "
+    "one straight away."
+)
+PROMOTE_PR_UPDATED = (
+    "Brought <{url}|{ref}> up to date with `{branch}`; the promotion's change is unchanged, so the "
+    "approvals stand."
+)
+# Flux rollbacks into a protected branch: through a pull / merge request
+ROLLBACK_PR_TITLE = "Roll back {app}: {what}"
+ROLLBACK_PR_BODY = (
+    "Rollback of **{app}** (`{where}`): {what}, confirmed in Slack by {who}{link}.\n\n"
+    "gitops-bot merges this {noun} once {host}'s rules are met, then reconciles. Please do not push to "
+    "this branch.\n\n<sub>gitops-bot · {pending}</sub>"
+)
+ROLLBACK_PR_OPENING = ":arrows_counterclockwise: Pushed the rollback to `{branch}`; opening its {noun}…"
+ROLLBACK_PR_HEAD_MOVED = (
+    ":warning: Someone pushed `{sha}` to <{url}|{ref}> after the rollback was confirmed, so it was not "
+    "merged. Run `/gitops rollback {args}` again if it is still needed."
+)
+ROLLBACK_PR_OPENED = ":arrows_counterclockwise: Rollback of *{app}* through <{url}|{ref}> from `{branch}`."
+ROLLBACK_PR_WAITING = (
+    ":hourglass_flowing_sand: Rollback of *{app}* confirmed; waiting for {host} before merging "
+    "<{url}|{ref}>:\n{missing}"
+)
+ROLLBACK_PR_MERGED = ":white_check_mark: Merged <{url}|{ref}> into `{branch}` as `{sha}`; now reconciling."
+ROLLBACK_PR_CLOSED = (
+    ":no_entry_sign: <{url}|{ref}> was {state} on {host} outside Slack; the rollback of *{app}* did not "
+    "happen. Run `/gitops rollback {args}` again if it is still needed."
+)
+ROLLBACK_PR_NOT_MERGED = ":x: The rollback of *{app}* was not merged: {why}"
+# Open promotion cards kept in step with their pull / merge request (handlers/promote/refresh.py)
+PROMOTE_PR_MERGED_OUTSIDE = (
+    ":warning: <{url}|{ref}> was merged on {host} as `{sha}` without the Slack approvals, so the bot does "
+    "not deploy it. {tool} will deploy it on its own schedule; to deploy it now: `{command}`."
+)
+PROMOTE_PR_GONE = (
+    ":no_entry_sign: <{url}|{ref}> is gone from {host} (deleted, or its branch removed) outside Slack; "
+    "nothing was merged. Ask again with `/gitops promote {app} --to {target} --from {source}`."
+)
+PROMOTE_PR_HEAD_MOVED_PENDING = (
+    ":warning: Someone pushed `{sha}` to <{url}|{ref}> while it waited for approval: the approvals given "
+    "so far no longer count. The branch holds this promotion's change again (below); approve it again."
+)

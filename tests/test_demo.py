@@ -56,11 +56,13 @@ def _sandbox_dir(stdout: str) -> Path:
 
 @contextmanager
 def replayed(steps: list[Step]) -> Iterator[tuple[DemoWorld, io.StringIO]]:
-    """Run `steps` in a demo world (no background scans); yields it, still up, and the transcript."""
+    """Run `steps` in a demo world (no background scans, no automatic checks); yields it, still up, and
+    the transcript."""
     stream = io.StringIO()
     output = Output(stream, PLAIN)
     with DemoWorld.start() as world:
         world.set_autoscan(False)
+        world.github.auto = False  # ci/web passes when the script says check-pass, as in a replay
         feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
         try:
             console = Console(world, feed, output)
@@ -87,6 +89,11 @@ def test_the_tour_replays_every_feature_and_cleans_up() -> None:
         "[1] Approve  [2] Reject",  # buttons as numbered choices
         "Not allowed",  # alice is no approver
         "@bob clicks [1] Approve",
+        "GitHub PR: PR #1",  # prod is protected: the promotion opened a pull request…
+        "Still missing on GitHub",  # …what its rules still need…
+        "required check `ci/web` is still running",  # …so the approved card waits for the check…
+        "⚙ ci/web ✅ passed on PR #1",
+        "Merged PR #1",  # …and the bot merges it once GitHub allows
         "Deploy: Succeeded",  # the promotion committed and deployed
         "api 2.0.3 → 2.1.0",  # a Flux promotion: commit, then reconcile
         "LIVE STATE CHANGED OUTSIDE GIT: MAIN/WEB-PROD",  # Argo CD drift alert
@@ -111,22 +118,25 @@ def test_the_tour_replays_every_feature_and_cleans_up() -> None:
 
 
 def test_argo_cd_in_the_demo_reports_the_deploy_repository_s_real_commits() -> None:
-    """ "Committed abc1234" on the promotion card is the commit status and history show afterwards, and
-    the one the deploy repository's branch points at (the fake Argo CD is fed the real commits)."""
+    """The merge commit on the promotion card ("Merged PR #1 into `prod` as abc1234") is the revision
+    status and history show afterwards, and the one the protected `prod` branch points at (the fake
+    Argo CD is fed the real commits, the fake GitHub's merges included)."""
     tour = parse_script(TOUR.read_text())
     until = next(i for i, s in enumerate(tour) if s.text == "/gitops history web prod")
-    steps = tour[: until + 2] + parse_script("/gitops status web prod\nexpect: target `HEAD`\n")
+    steps = tour[: until + 2] + parse_script("/gitops status web prod\nexpect: target `prod`\n")
     with replayed(steps) as (world, stream):
-        head = git("--git-dir", str(world.bare), "rev-parse", "main").strip()
+        head = git("--git-dir", str(world.bare), "rev-parse", "prod").strip()
+        parents = git("--git-dir", str(world.bare), "rev-list", "--parents", "-n", "1", "prod").split()[1:]
         app = world.argocd.app("web-prod")["status"]
         deployed = [entry["revision"] for entry in app["history"]]
-        known = git("--git-dir", str(world.bare), "log", "--format=%H", "main").split()
+        known = git("--git-dir", str(world.bare), "log", "--format=%H", "prod").split()
     out = stream.getvalue()
-    [committed] = re.findall(r"Committed `([0-9a-f]{7})`", out)
+    assert len(parents) == 2  # GitHub's merge of the PR: nobody pushed to prod
+    [committed] = re.findall(r"Merged PR #1 \(\S+\) into `prod` as `([0-9a-f]{7})`", out)
     history = out[out.rindex("> /gitops history web prod") :]
     [current] = re.findall(r"#\d+ `([0-9a-f]{7})` .* ← current", history)
     status = out[out.rindex("> /gitops status web prod") :]
-    [running] = re.findall(r"`([0-9a-f]{7})` \(target `HEAD`\)", status)
+    [running] = re.findall(r"`([0-9a-f]{7})` \(target `prod`\)", status)
     assert committed == current == running == head[:7]
     assert (app["sync"]["revision"], app["operationState"]["syncResult"]["revision"]) == (head, head)
     assert set(deployed) <= set(known)  # every past deployment is a real commit too

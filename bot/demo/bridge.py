@@ -3,11 +3,13 @@
 The fake Argo CD renders each app from its own in-memory Git, not from a repository on disk. The
 bridge feeds that Git the deploy repository's real commits, so Argo CD reports the same SHAs,
 authors, dates and messages as `git log`: `upstream` gives the commits an app starts with, and a
-`post-receive` hook in the bare repository hands every push to the bridge and waits until it has
-been applied: a change to `apps/web/overlays/<env>/kustomization.yaml` becomes a new revision of
-the Argo CD app `web-<env>` (same image tag and replica count), named by the commit that made it.
-Because the push only returns once the bridge is done, the sync the bot starts right after a
-promotion commit sees the new revision.
+`reference-transaction` hook in the bare repository hands every branch update to the bridge and
+waits until it has been applied: a change to `apps/web/overlays/<env>/kustomization.yaml` on the
+branch web's `env` deploys from becomes a new revision of the Argo CD app `web-<env>` (same image
+tag and replica count), named by the commit that made it. That hook (unlike `post-receive`) also
+runs for the fake GitHub's merges, which move the branch with `git update-ref`. Because the push
+or the merge only returns once the bridge is done, the sync the bot starts right after a promotion
+commit or merge sees the new revision.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from bot.demo.config import ENVIRONMENTS, WEB_IMAGE, web_path
+from bot.demo.config import ENVIRONMENTS, WEB_IMAGE, web_branch, web_path
 from sandbox.argocd_fake import FakeArgoCD, Upstream
 from sandbox.flux_git import GitError, git
 
@@ -32,7 +34,7 @@ POLL_SECONDS = 0.02
 HOOK_WAIT_SECONDS = 10
 ZERO_SHA = "0" * 40
 
-# The hook: drop the pushed refs into the inbox, wait for the bridge's `.done` (or give up).
+# The hook: drop the updated refs into the inbox, wait for the bridge's `.done` (or give up).
 _HOOK = """\
 import os, sys, time, uuid
 inbox = {inbox!r}
@@ -56,10 +58,19 @@ class ArgoBridge:
 
     def start(self) -> ArgoBridge:
         self.inbox.mkdir(parents=True, exist_ok=True)
-        script = self.inbox / "post-receive.py"
+        script = self.inbox / "ref-update.py"
         script.write_text(_HOOK.format(inbox=str(self.inbox), wait=HOOK_WAIT_SECONDS), encoding="utf-8")
-        hook = self.bare / "hooks" / "post-receive"
-        hook.write_text(f"#!/bin/sh\nexec {_quote(sys.executable)} {_quote(str(script))}\n", encoding="utf-8")
+        hook = self.bare / "hooks" / "reference-transaction"
+        # Only committed updates of branches matter; the fake GitHub's `refs/pull/*` (written on every
+        # mergeability check) and the "prepared" phase skip Python altogether.
+        hook.write_text(
+            "#!/bin/sh\n"
+            '[ "$1" = committed ] || { cat >/dev/null; exit 0; }\n'
+            "refs=$(cat)\n"
+            'case "$refs" in *" refs/heads/"*) ;; *) exit 0 ;; esac\n'
+            f'printf "%s\\n" "$refs" | exec {_quote(sys.executable)} {_quote(str(script))}\n',
+            encoding="utf-8",
+        )
         hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         self._thread = threading.Thread(target=self._loop, name="demo-argo-bridge", daemon=True)
         self._thread.start()
@@ -86,11 +97,16 @@ class ArgoBridge:
         updated: list[str] = []
         for line in refs.splitlines():
             parts = line.split()
-            if len(parts) != 3 or parts[2] != "refs/heads/main" or parts[1] == ZERO_SHA:
+            if len(parts) != 3 or not parts[2].startswith("refs/heads/") or parts[1] == ZERO_SHA:
                 continue
-            old, new, _ref = parts
+            old, new, ref = parts
+            branch = ref.removeprefix("refs/heads/")
             for env in self._changed_envs(old, new):
-                found = self._commits(env, new, limit=1)  # the newest commit that changed it
+                if web_branch(env) != branch:
+                    continue
+                # Argo CD deploys the branch's head: after a merge that is the merge commit, which
+                # `git log -- path` would skip (it changes nothing against the PR's head).
+                found = self._commits(env, new, limit=1, path_only=False)
                 if not found or found[0].image is None:
                     continue
                 commit = found[0]
@@ -108,13 +124,17 @@ class ArgoBridge:
 
     def upstream(self, env: str) -> list[Upstream]:
         """The commits that changed web's overlay for `env`, oldest first, for `add_app(commits=…)`."""
-        return [c for c in reversed(self._commits(env, "main")) if c.image is not None]
+        return [c for c in reversed(self._commits(env, web_branch(env))) if c.image is not None]
 
-    def _commits(self, env: str, rev: str, *, limit: int | None = None) -> list[Upstream]:
-        """Commits up to `rev` that touched web's overlay for `env`, newest first."""
+    def _commits(
+        self, env: str, rev: str, *, limit: int | None = None, path_only: bool = True
+    ) -> list[Upstream]:
+        """Commits up to `rev` that touched web's overlay for `env` (or any, without `path_only`),
+        newest first."""
         fmt = "--format=%H%x1f%an <%ae>%x1f%aI%x1f%B%x1e"
         more = [f"-{limit}"] if limit else []
-        out = self._git("log", fmt, *more, rev, "--", f"{web_path(env)}/kustomization.yaml")
+        paths = ["--", f"{web_path(env)}/kustomization.yaml"] if path_only else []
+        out = self._git("log", fmt, *more, rev, *paths)
         found: list[Upstream] = []
         for record in out.split("\x1e"):
             fields = record.strip("\n").split("\x1f")

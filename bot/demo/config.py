@@ -28,6 +28,15 @@ ALERTS_CHANNEL = "C0ALERTS"
 CHANNEL_NAMES = {DEPLOYS_CHANNEL: "deploys", ALERTS_CHANNEL: "gitops-alerts"}
 FLUX_CLUSTER = "sandbox"
 ARGOCD_INSTANCE = "main"
+# web's prod overlay is deployed from branch `prod`, protected on the (fake) GitHub: changes to it go
+# through a pull request, with a required check and one approving review. Everything else deploys
+# from `main`, which takes direct pushes (Flux's rollbacks commit there).
+MAIN_BRANCH = "main"
+PROD_BRANCH = "prod"
+GITHUB_PROJECT = "demo/deploy"
+REQUIRED_CHECK = "ci/web"
+GITHUB_TOKEN_ENV = "DEMO_GITHUB_TOKEN"  # noqa: S105 - the variable's name, not a secret
+GITHUB_APPROVE_TOKEN_ENV = "DEMO_GITHUB_APPROVE_TOKEN"  # noqa: S105 - the variable's name
 DRIFT_SECONDS = 20  # the background scan's period: often enough to notice while you type
 MONITOR_SECONDS = 10  # the pipeline monitor's period (its minimum)
 
@@ -54,6 +63,16 @@ def web_path(env: str) -> str:
 
 def api_path(env: str) -> str:
     return f"apps/api/{env}"
+
+
+def web_branch(env: str) -> str:
+    """The branch Argo CD deploys web's `env` overlay from."""
+    return PROD_BRANCH if env == "prod" else MAIN_BRANCH
+
+
+def web_repository(env: str) -> str:
+    """The `repositories[]` entry holding web's `env` overlay (the branch decides which)."""
+    return "deploy-prod" if env == "prod" else "deploy"
 
 
 def _overlay(image: str, tag: str, replicas: int, resources: str) -> str:
@@ -130,12 +149,16 @@ def _targets(app: str, backend: str) -> str:
     lines = []
     for env in ENVIRONMENTS:
         if backend == "argocd":
-            where = f"instance: {ARGOCD_INSTANCE}, name: {app}-{env}, project: {app}, path: {web_path(env)}"
+            where = (
+                f"instance: {ARGOCD_INSTANCE}, name: {app}-{env}, project: {app}, path: {web_path(env)}, "
+                f"repository: {web_repository(env)}"
+            )
         else:
             where = (
-                f"instance: {FLUX_CLUSTER}, name: {app}-{env}, namespace: flux-system, path: {api_path(env)}"
+                f"instance: {FLUX_CLUSTER}, name: {app}-{env}, namespace: flux-system, "
+                f"path: {api_path(env)}, repository: deploy"
             )
-        lines.append(f"      {env}: {{backend: {backend}, {where}, repository: deploy}}")
+        lines.append(f"      {env}: {{backend: {backend}, {where}}}")
     return "\n".join(lines)
 
 
@@ -166,6 +189,7 @@ def config_yaml(
     bare: Path,
     registry: str,
     webhook_url: str,
+    github_api_url: str,
     now: datetime,
 ) -> str:
     """The bot's configuration, as an operator would write it (see examples/gitops-bot.yaml)."""
@@ -195,10 +219,23 @@ tekton:  # the same sandbox API server runs the fake Tekton; the Dashboard host 
 repositories:
   - name: deploy
     url: file://{bare}
-    branch: main
+    branch: {MAIN_BRANCH}
     commit_identity: {{name: gitops-bot, email: gitops-bot@example.com}}
+  - name: deploy-prod  # the same repository's protected branch: promotions go through a pull request
+    url: file://{bare}
+    branch: {PROD_BRANCH}
+    commit_identity: {{name: gitops-bot, email: gitops-bot@example.com}}
+    mode: pull_request
+    host: github
+    api_url: {github_api_url}
+    project: {GITHUB_PROJECT}
+    token_env: {GITHUB_TOKEN_ENV}  # gitops-bot: pushes the branch, opens and merges the PR
+    approve_token_env: {GITHUB_APPROVE_TOKEN_ENV}  # reviewer: GitHub refuses an author's own approval
+    merge_method: merge
+    labels: [promotion]
 git:
   cache_dir: {root / "git-cache"}
+  pull_request_refresh: 10s  # a pending card follows its PR's check within seconds
 environments:
   - name: dev
   - name: staging

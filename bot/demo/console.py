@@ -30,6 +30,11 @@ HELP = (
     "  fix-ci              runs of web-ci pass again",
     "  scan                run a drift scan now (alerts go to #gitops-alerts)",
     "  scan-ci             run the pipeline monitor now (failed runs of web-ci go to #gitops-alerts)",
+    "  prs                 the pull requests on the fake GitHub (web's prod branch is protected)",
+    "  check-pass [N]      the required check ci/web passes on PR #N's head (default: the newest open PR)",
+    "  check-fail [N]      it fails there (check-pass afterwards re-runs it green)",
+    "  pr-close [N]        close PR #N on GitHub without merging, as someone outside Slack would",
+    "  autocheck on|off    ci/web passes by itself 5 s after each new head; on unless replaying a script",
     "  autoscan on|off     the background drift scan (every 20 s) and pipeline monitor (every 10 s);",
     "                      on unless replaying a script",
     "  world               what the sandbox holds (ENV: dev, staging, prod)",
@@ -84,6 +89,11 @@ class Console:
             "scan": self.scan,
             "scan-ci": self.scan_ci,
             "autoscan": self.autoscan,
+            "prs": self.show_pulls,
+            "check-pass": self.check_pass,
+            "check-fail": self.check_fail,
+            "pr-close": self.close_pull,
+            "autocheck": self.autocheck,
             "world": self.show_world,
             "logs": self.show_logs,
             "webhooks": self.show_webhooks,
@@ -241,6 +251,57 @@ class Console:
         self.say(f"background drift scan and pipeline monitor: {'on' if self.world.autoscan() else 'off'}")
         return True
 
+    # -- the Git host -----------------------------------------------------------------------------------
+
+    def show_pulls(self, _rest: str) -> bool:
+        github = self.world.github
+        pulls = github.pulls()
+        if not pulls:
+            self.say("no pull request yet: /gitops promote web --to prod opens one (prod is protected)")
+            return True
+        for pull in pulls:
+            check = github.check_state(pull.head_sha) if pull.state == "open" else "-"
+            self.say(f"PR #{pull.number} [{pull.state}] {pull.title}", f"  {pull.url}  ci/web: {check}")
+        return True
+
+    def check_pass(self, rest: str) -> bool:
+        return self._decide(rest, "success")
+
+    def check_fail(self, rest: str) -> bool:
+        return self._decide(rest, "failure")
+
+    def _decide(self, rest: str, conclusion: str) -> bool:
+        try:
+            pull = self.world.github.decide(_pull_number(rest), conclusion)
+        except (LookupError, ValueError) as exc:
+            self.say(str(exc))
+            return False
+        mark = "✅ passed" if conclusion == "success" else "❌ failed"
+        self.say(f"⚙ ci/web {mark} on PR #{pull.number}'s head {pull.head_sha[:7]}")
+        return True
+
+    def close_pull(self, rest: str) -> bool:
+        try:
+            pull = self.world.github.close(_pull_number(rest))
+        except (LookupError, ValueError) as exc:
+            self.say(str(exc))
+            return False
+        self.say(f"⚙ PR #{pull.number} closed on GitHub without merging (not from Slack)")
+        return True
+
+    def autocheck(self, rest: str) -> bool:
+        if rest in ("on", "off"):
+            self.world.github.auto = rest == "on"
+        elif rest:
+            self.say("autocheck on | off")
+            return False
+        auto = self.world.github.auto
+        self.say(
+            "ci/web "
+            + ("passes by itself after each new head" if auto else "waits for check-pass / check-fail")
+        )
+        return True
+
     # -- the console itself ------------------------------------------------------------------------------
 
     def show_world(self, _rest: str) -> bool:
@@ -290,3 +351,13 @@ class Console:
     def leave(self, _rest: str) -> bool:
         self.quit = True
         return True
+
+
+def _pull_number(rest: str) -> int | None:
+    """The PR number typed (`12` or `#12`); None for "the newest open one"."""
+    text = rest.strip().lstrip("#")
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ValueError(f"a PR number, like 1 or #1 (not {rest!r}); prs lists them")
+    return int(text)

@@ -35,6 +35,9 @@ BANNER = (
     "Tekton builds web: /gitops pipelines web, /gitops pipeline web --param revision=main; promotions of",
     "web wait for a passing run (try /gitops promote web --to staging). break-ci fails the next run, fix-ci",
     "undoes it, scan-ci posts failed runs now. dave is a viewer: /as dave.",
+    "web's prod branch is protected on a fake GitHub: a promotion to prod opens a pull request, merges it",
+    "once bob approved and the required check ci/web passed (by itself after a few seconds, or check-pass /",
+    "check-fail now), then deploys. prs lists the pull requests; pr-close closes one outside Slack.",
     "Type help for the console's own commands, quit (or Ctrl-D) to leave.",
 )
 
@@ -55,7 +58,8 @@ def run_demo(*, script: Path | None = None, stdin: TextIO | None = None, stdout:
     output = Output(stdout, Style(color=_is_tty(stdout)))
     interactive = steps is None and _is_tty(stdin)
     output.emit(
-        ["starting the sandbox: Git repository, Argo CD, Flux, Tekton, Slack and the bot…"], record=False
+        ["starting the sandbox: Git repository, GitHub, Argo CD, Flux, Tekton, Slack and the bot…"],
+        record=False,
     )
     started = time.monotonic()
     try:
@@ -76,6 +80,7 @@ def _session(
 ) -> int:
     if steps is not None:
         world.set_autoscan(False)  # a replay must not depend on when a background scan fires
+        world.github.auto = False  # nor on when the made-up CI passes a check: the script says when
     feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
     console = Console(world, feed, output)
     try:

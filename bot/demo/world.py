@@ -1,4 +1,5 @@
-"""The demo's sandbox world: a Git deploy repository, fake Argo CD, fake Flux and Tekton, fake Slack, the bot.
+"""The demo's sandbox world: a Git deploy repository (its `prod` branch protected on a fake GitHub), fake
+Argo CD, fake Flux and Tekton, fake Slack, the bot.
 
 Everything lives in one temporary directory and listens on 127.0.0.1 only; `close()` stops every
 server and deletes the directory, whatever state the session ended in.
@@ -29,6 +30,12 @@ from bot.demo.config import (
     CHANNEL_NAMES,
     ENVIRONMENTS,
     FLUX_CLUSTER,
+    GITHUB_APPROVE_TOKEN_ENV,
+    GITHUB_PROJECT,
+    GITHUB_TOKEN_ENV,
+    MAIN_BRANCH,
+    PROD_BRANCH,
+    REQUIRED_CHECK,
     USERS,
     WEB_IMAGE,
     WEBHOOK_SECRET_ENV,
@@ -37,8 +44,10 @@ from bot.demo.config import (
     registry_images,
     repository_history,
     staging_change,
+    web_branch,
     web_path,
 )
+from bot.demo.host import BOT_TOKEN, CHECK_SECONDS, REVIEWER_TOKEN, DemoGitHub
 from bot.logs import configure_logging
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
 from sandbox.flux_fake import FakeKubernetes
@@ -74,6 +83,7 @@ class DemoWorld:
         self.kube = FakeKubernetes(tick=0.05, reconcile_seconds=0.5)
         self.bare = root / "git" / "deploy.git"  # where make_deploy_repo puts them
         self.work = root / "git" / "deploy"
+        self._github: DemoGitHub | None = None
         self._runtime: Runtime | None = None
         self._tekton: FakeTekton | None = None
         self._sender: SlackSender | None = None
@@ -104,6 +114,11 @@ class DemoWorld:
         return self._runtime
 
     @property
+    def github(self) -> DemoGitHub:
+        assert self._github is not None, "the world is not started"
+        return self._github
+
+    @property
     def tekton(self) -> FakeTekton:
         assert self._tekton is not None, "the world is not started"
         return self._tekton
@@ -118,6 +133,8 @@ class DemoWorld:
     def _build(self) -> None:
         self._closers.append(lambda: shutil.rmtree(self.root, ignore_errors=True))
         self._make_repository()
+        self._github = DemoGitHub(self.bare).start()  # from now on, pushes to prod are refused
+        self._closers.append(self._github.stop)
         bridge = ArgoBridge(self.bare, self.root / "bridge", self.argocd)
         self._start_argocd(bridge)
         bridge.start()
@@ -135,10 +152,13 @@ class DemoWorld:
             "SLACK_API_URL": self.slack.base_url,
             "ARGOCD_TOKEN": JWT_TOKEN,
             WEBHOOK_SECRET_ENV: self._webhook_secret,
+            GITHUB_TOKEN_ENV: BOT_TOKEN,
+            GITHUB_APPROVE_TOKEN_ENV: REVIEWER_TOKEN,
         }
         text = config_yaml(
             root=self.root, argocd_url=self.argocd.base_url, kubeconfig=kubeconfig, bare=self.bare,
-            registry=self.registry.host, webhook_url=self.webhook.url, now=datetime.now(UTC),
+            registry=self.registry.host, webhook_url=self.webhook.url, github_api_url=self.github.api_url,
+            now=datetime.now(UTC),
         )  # fmt: skip
         loaded = parse_config_text(text, environ=environ, source="<demo>")
         self._log_to_file(Redactor(loaded.secrets.values()))
@@ -180,6 +200,8 @@ class DemoWorld:
         )
         for commit in later:
             commit_files(self.work, commit.files, commit.message, date=(start - commit.age).isoformat())
+        # web's prod overlay deploys from `prod`, which starts where `main` is: the same history.
+        git("--git-dir", str(self.bare), "branch", PROD_BRANCH, MAIN_BRANCH)
 
     def _start_argocd(self, bridge: ArgoBridge) -> None:
         """Each web app was deployed at every commit that changed its overlay: the real SHAs."""
@@ -191,6 +213,7 @@ class DemoWorld:
                 project="web",
                 repo_url=f"file://{self.bare}",
                 path=web_path(env),
+                target_revision=web_branch(env),
                 labels={"app": "web", "env": env},
                 commits=bridge.upstream(env),
             )
@@ -375,7 +398,8 @@ class DemoWorld:
         """One line per sandbox object, for the console's `world` command."""
         lines = [f"deploy repository: {self.bare} (work clone {self.work})"]
         for env in ENVIRONMENTS:
-            lines.append(f"  web-{env}: Argo CD app '{ARGOCD_INSTANCE}/web-{env}', Git path {web_path(env)}")
+            where = f"Git path {web_path(env)} on branch {web_branch(env)}"
+            lines.append(f"  web-{env}: Argo CD app '{ARGOCD_INSTANCE}/web-{env}', {where}")
         for env in ENVIRONMENTS:
             where = f"'{FLUX_CLUSTER}/flux-system/api-{env}', Git path {api_path(env)}"
             lines.append(f"  api-{env}: Flux Kustomization {where}")
@@ -383,6 +407,18 @@ class DemoWorld:
         where = f"{ci.CLUSTER}/{ci.NAMESPACE}/{ci.PIPELINE}"
         lines.append(f"  {ci.PIPELINE}: Tekton pipeline '{where}' building web ({tasks})")
         lines.append(f"  Tekton Dashboard links point to {ci.DASHBOARD_URL} (a made-up host)")
+        lines.append(
+            f"GitHub (fake, Enterprise-style API {self.github.api_url}): {GITHUB_PROJECT} is that repository;"
+        )
+        lines.append(
+            f"  branch {PROD_BRANCH} is protected: pushes refused (GH006), PRs need check "
+            f"{REQUIRED_CHECK} and one approving review"
+        )
+        ci_mode = f"passes {CHECK_SECONDS:g} s after each new head" if self.github.auto else "waits for you"
+        lines.append(
+            f"  the bot opens PRs as gitops-bot and approves as reviewer; {REQUIRED_CHECK} {ci_mode} "
+            "(check-pass, check-fail)"
+        )
         alerts = "drift alerts, failed pipeline runs"
         lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, {alerts})")
         lines.append(f"OCI registry (stands in for registry.example.com): http://{self.registry.host}")

@@ -25,10 +25,11 @@ from handlers.promote.checks import blocking
 from handlers.promote.promoter import Promoter
 from handlers.promote.views import ACTION_APPROVE, ACTION_REJECT, INPUT_REASON
 from services.audit.trail import AuditEvent
-from services.errors import GitOpsBotError, UserError
+from services.errors import BackendUnavailable, GitOpsBotError, UserError
 from services.extensions.events import BOT_USER
+from services.extensions.model import Finding
 from services.pending import ButtonExpired
-from services.promotion.service import Promotion
+from services.promotion.service import Promotion, PromotionPlan
 from services.promotion.store import PromotionStore
 from services.settings.types import format_duration
 
@@ -70,13 +71,46 @@ def promote_executor(promoter: Promoter) -> Executor:
         if elsewhere and elsewhere != caller.channel_id:
             pointer = _ask_elsewhere(promoter, promotion, card, elsewhere, conversation)
             if pointer is not None:
-                return pointer
+                return _propose(promoter, promotion, conversation, pointer, elsewhere=True, plan=plan,
+                                found=found)  # fmt: skip
         conversation.announce(card)
         if conversation.message_ts:
             store.set_message(promotion.id, conversation.message_ts, channel=conversation.channel)
-        return card
+        return _propose(promoter, promotion, conversation, card, elsewhere=False, plan=plan, found=found)
 
     return run
+
+
+def _propose(
+    promoter: Promoter,
+    promotion: Promotion,
+    conversation: Conversation,
+    shown: Reply,
+    *,
+    elsewhere: bool,
+    plan: PromotionPlan,
+    found: list[Finding],
+) -> Reply:
+    """In a repository that takes changes through a pull request: open it now, so the card links it
+    and the host's checks run while people approve. `shown` is what the command answers otherwise
+    (the card, or the pointer to it in the approvals channel when `elsewhere`)."""
+    flow = promoter.through_pull_request(promotion)
+    if flow is None:
+        return shown
+    stored = promoter.store.get(promotion.id) or promotion
+    try:
+        flow.propose(promoter, stored, conversation.client)
+    except (UserError, BackendUnavailable) as exc:
+        why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
+        failed = flow.not_opened(promoter, stored, why)
+        if elsewhere:  # the card in the approvals channel loses its buttons too
+            ended = promoter.store.get(promotion.id) or stored
+            promoter.refresh_card(conversation.client, ended, state="failed", note=failed.text)
+        return failed
+    if elsewhere:
+        promoter.refresh_card(conversation.client, stored, state="pending")
+        return shown
+    return promoter.view(stored, plan, state="pending", findings=found)
 
 
 def _ask_elsewhere(

@@ -14,7 +14,7 @@ from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -26,7 +26,7 @@ from handlers.conversation import Conversation
 from handlers.deps import Deps
 from handlers.follow import Render, RendererFactory, follow
 from handlers.promote.checks import audit_note, blocking, finding_lines, planned_change
-from handlers.promote.views import PromotionView, promotion_card
+from handlers.promote.views import PromotionView, change_request_text, promotion_card
 from services.access.locks import Lock
 from services.audit.chain import AuditEvent
 from services.backend import AppStatus, SyncRequest
@@ -35,10 +35,37 @@ from services.errors import BackendUnavailable, GitOpsBotError, PermissionDenied
 from services.extensions.events import BOT_USER
 from services.extensions.manager import PluginFailed
 from services.extensions.model import Finding
+from services.git.errors import ProtectedBranch
+from services.githost.model import NOUN
+from services.promotion.model import ChangeRequestRecord
 from services.promotion.service import Promotion, PromotionPlan, PromotionService
 from services.promotion.store import PromotionStore
+from services.watcher import Reservation
 
 log = logging.getLogger(__name__)
+
+
+class ChangeRequestFlow(Protocol):
+    """Promotions through a pull / merge request (handlers/promote/pull_request.py)."""
+
+    def applies(self, deps: Deps, promotion: Promotion) -> bool: ...
+
+    def propose(self, promoter: Promoter, promotion: Promotion, client: WebClient) -> ChangeRequestRecord: ...
+
+    def not_opened(self, promoter: Promoter, promotion: Promotion, why: str) -> Reply: ...
+
+    def deliver(
+        self,
+        promoter: Promoter,
+        promotion: Promotion,
+        conversation: Conversation,
+        reservation: Reservation,
+        *,
+        checks: str,
+        who: str,
+        name: str,
+        lead: str = "",
+    ) -> Reply: ...
 
 
 @dataclass(frozen=True)
@@ -46,6 +73,19 @@ class Promoter:
     deps: Deps
     service: PromotionService
     store: PromotionStore
+    pull_requests: ChangeRequestFlow | None = None  # for repositories in mode pull_request
+
+    def through_pull_request(self, promotion: Promotion) -> ChangeRequestFlow | None:
+        """The pull-request path when this promotion's repository takes changes that way."""
+        flow = self.pull_requests
+        if flow is None:
+            return None
+        return flow if flow.applies(self.deps, promotion) or self._found_protected(promotion) else None
+
+    def _found_protected(self, promotion: Promotion) -> bool:
+        """`mode: auto` whose branch already refused a push as protected: straight to a PR."""
+        repo = self.deps.settings.repository(promotion.repository)
+        return repo is not None and repo.mode == "auto" and self.store.protected.known(repo.name, repo.branch)
 
     # -- the card -----------------------------------------------------------------------------------
 
@@ -76,6 +116,7 @@ class Promoter:
                 findings = [Finding(exc.plugin, "warn", msg.PROMOTE_PLUGIN_FAILED.format(plugin=exc.plugin))]
         locks = self.deps.locks.active(env=promotion.to_env, now=self.deps.clock()) if self.deps.locks else []
         diff = plan.diff if plan is not None else promotion.diff
+        change_request = self.store.change_request(promotion.id) if self.pull_requests is not None else None
         notes = [note] if note else []
         if state == "pending":
             notes.insert(0, self._lock_note(promotion))
@@ -98,6 +139,7 @@ class Promoter:
                 state=state,
                 note="\n".join(n for n in notes if n),
                 findings=tuple(findings or ()),
+                change_request=change_request_text(change_request) if change_request else "",
             )
         )
 
@@ -208,7 +250,7 @@ class Promoter:
         """Commit, push, sync / reconcile and watch; every step edits the same card."""
         stopped = self._stopped(promotion)
         if stopped is not None:
-            return self._not_committed(promotion, stopped)
+            return self.not_committed(promotion, stopped)
         ops = self.deps.ops
         assert ops is not None
         try:  # the change as it is now, right before the commit: a window may have closed
@@ -219,24 +261,36 @@ class Promoter:
             raise
         except (UserError, BackendUnavailable) as exc:
             why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
-            return self._not_committed(promotion, escape(why))
+            return self.not_committed(promotion, escape(why))
         if blocking(found):
             why = msg.PROMOTE_VALIDATORS_BLOCKED.format(findings=finding_lines(blocking(found)))
-            return self._not_committed(promotion, why, findings=found)
+            return self.not_committed(promotion, why, findings=found)
         checked = finding_lines(found)
-        author_name, author_email = _profile(conversation, promotion.requester)
+        author_name, author_email = profile(conversation.client, promotion.requester)
         try:
             reservation = ops.watcher.reserve()  # following the deploy must be possible before we commit
         except UserError as exc:
-            return self._not_committed(promotion, escape(exc.message))
+            return self.not_committed(promotion, escape(exc.message))
+        flow = self.through_pull_request(promotion)
+        if flow is not None:  # a protected branch: merge the promotion's pull request instead
+            return flow.deliver(self, promotion, conversation, reservation, checks=audit_note(found), who=who,
+                                name=name)  # fmt: skip
         try:
             sha = self.service.commit(
                 promotion, approvers=promotion.approvals, author_name=author_name, author_email=author_email
             )
+        except ProtectedBranch as exc:
+            switched = self._switch(promotion, exc)
+            if switched is None:
+                reservation.release()
+                return self.not_committed(promotion, escape(exc.message))
+            flow, lead = switched
+            return flow.deliver(self, promotion, conversation, reservation, checks=audit_note(found), who=who,
+                                name=name, lead=lead)  # fmt: skip
         except (UserError, BackendUnavailable) as exc:  # a conflict, Git down: nothing was pushed
             reservation.release()
             why = exc.message if isinstance(exc, UserError) else f"{exc.backend}: {exc.message}"
-            return self._not_committed(promotion, escape(why))
+            return self.not_committed(promotion, escape(why))
         promotion = self.store.mark(promotion.id, "committed", commit_sha=sha)
         self.audit_step(promotion, "committed", f"commit {short_rev(sha)} to {promotion.repository}")
         self.close_redundant(conversation.client, promotion)
@@ -246,7 +300,7 @@ class Promoter:
         lock = self.blocking_lock(promotion)  # a freeze set during the commit still stops the deploy
         if lock is not None:
             reservation.release()
-            return self._not_deployed(promotion, sha, lock)
+            return self.not_deployed(promotion, sha, lock)
         ref = self.service.target_ref(promotion)
         try:
             ops.start_sync(ref, SyncRequest(initiated_by=name or who))
@@ -257,6 +311,26 @@ class Promoter:
         spec = {"kind": "promotion", "promotion": promotion.id, "note": note, "sha": sha, "checks": checks}
         card = self.deploy_card(promotion, note, sha, checks)
         return follow(self.deps, conversation, ref, reservation, card, spec=spec)
+
+    def _switch(self, promotion: Promotion, refused: ProtectedBranch) -> tuple[ChangeRequestFlow, str] | None:
+        """`mode: auto` and the push was refused as protected: remember the repository as PR-only
+        (said once: the card's note and a `protection_detected` row), and go the PR way."""
+        repo = self.deps.settings.repository(promotion.repository)
+        if repo is None or repo.mode != "auto" or self.pull_requests is None:
+            return None
+        if promotion.repository not in self.deps.githosts:
+            return None  # no token: the refusal is what the user sees
+        ref = refused.refusal
+        first = self.store.protected.remember(repo.name, repo.branch, host=ref.host, code=ref.code)
+        why = protection_reason(refused)
+        if not first:
+            return self.pull_requests, ""
+        self.audit_step(promotion, "protection_detected", f"`{repo.branch}` of {repo.name} is protected "
+                        f"({why}); switched to a pull request")  # fmt: skip
+        noun = NOUN[repo.host] if repo.host is not None else "pull request"
+        lead = msg.PROTECTED_SWITCHED.format(repo=escape(repo.name), branch=escape(repo.branch),
+                                             why=escape(why), noun=noun)  # fmt: skip
+        return self.pull_requests, lead
 
     def audit_step(
         self, promotion: Promotion, step: str, detail: str, *, user: str = BOT_USER, user_name: str = BOT_USER
@@ -309,7 +383,7 @@ class Promoter:
     def _plan_of(self, promotion: Promotion) -> PromotionPlan:
         return self.service.plan(promotion.app, promotion.to_env, promotion.from_env)
 
-    def _not_committed(self, promotion: Promotion, why: str, *, findings: Sequence[Finding] = ()) -> Reply:
+    def not_committed(self, promotion: Promotion, why: str, *, findings: Sequence[Finding] = ()) -> Reply:
         failed = self.store.mark(promotion.id, "failed", reason=_plain(why))
         retry = msg.PROMOTE_RETRY.format(
             app=promotion.app, target=promotion.to_env, source=promotion.from_env
@@ -320,7 +394,7 @@ class Promoter:
         )
         return replace(card, detail=f"promotion {promotion.id}: not committed: {_plain(why)}", failed=True)
 
-    def _not_deployed(self, promotion: Promotion, sha: str, lock: Lock) -> Reply:
+    def not_deployed(self, promotion: Promotion, sha: str, lock: Lock) -> Reply:
         ref = _quiet(lambda: self.service.target_ref(promotion))
         status: AppStatus | None = (
             _quiet(lambda: self.deps.ops.status(ref)) if self.deps.ops and ref else None
@@ -353,18 +427,25 @@ def promotion_renderer(promoter: Promoter) -> RendererFactory:
     return factory
 
 
+def protection_reason(refused: ProtectedBranch) -> str:
+    """`GH006: Changes must be made through a pull request.` — the host's own words, bounded."""
+    ref = refused.refusal
+    said = ref.reasons[0] if ref.reasons else (ref.ref_reason or "protected branch")
+    return (f"{ref.code}: {said}" if ref.code else said)[:200]
+
+
 def _plain(mrkdwn: str) -> str:
     """Audit detail text from a Slack-escaped note."""
     return mrkdwn.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
-def _profile(conversation: Conversation, user_id: str) -> tuple[str | None, str | None]:
+def profile(client: WebClient, user_id: str) -> tuple[str | None, str | None]:
     """The requester's Slack name and email for the commit author (when Slack tells us)."""
     try:
-        profile = conversation.client.users_info(user=user_id)["user"]["profile"]
+        found = client.users_info(user=user_id)["user"]["profile"]
     except (SlackApiError, KeyError, TypeError):
         return None, None
-    return profile.get("real_name") or None, profile.get("email") or None
+    return found.get("real_name") or None, found.get("email") or None
 
 
 def _quiet(fn: Any) -> Any:

@@ -26,6 +26,8 @@ from handlers.promote.checks import finding_lines
 from services.access.locks import Lock
 from services.backend import AppStatus
 from services.extensions.model import Finding
+from services.githost.model import HOST_LABEL, NOUN, SIGIL, HostKind
+from services.promotion.model import ChangeRequestRecord
 
 ACTION_APPROVE = "promotion_approve"
 ACTION_REJECT = "promotion_reject"
@@ -51,6 +53,7 @@ class PromotionView:
     state: str  # pending, approved, rejected, expired, committed, failed, superseded, blocked, direct
     note: str = ""
     findings: Sequence[Finding] = ()  # what validators say; a blocking one removes Approve
+    change_request: str = ""  # the pull / merge request the promotion goes through (mrkdwn)
 
     @property
     def blocked(self) -> bool:
@@ -75,6 +78,8 @@ def promotion_card(view: PromotionView) -> Reply:
         fields.append(msg.PROMOTE_APPROVALS.format(have=have, need=view.approvals_required))
     if fields:
         blocks.append(fields_section(fields))
+    if view.change_request:
+        blocks.append(section(view.change_request))
     if view.locks:
         blocks.append(section("\n".join(lock_line(lock) for lock in view.locks[:5])))
     blocks.append(section(code(view.diff, limit=2000)))
@@ -119,3 +124,23 @@ def promotion_card(view: PromotionView) -> Reply:
     return message(
         title, blocks, in_channel=True, detail=f"promotion {view.id}: {view.summary}", failed=failed
     )
+
+
+def change_request_text(record: ChangeRequestRecord) -> str:
+    """The PR / MR line of the card: link, branch, checks, and what the host still needs."""
+    kind: HostKind = "gitlab" if record.host == "gitlab" else "github"
+    host, noun = HOST_LABEL[kind], NOUN[kind]
+    ref = f"{noun} {SIGIL[kind]}{record.number}"
+    lines = [
+        msg.PROMOTE_PR_LINE.format(
+            host=host, noun=noun, url=record.url, ref=ref, branch=escape(record.branch)
+        )
+    ]
+    if record.checks:
+        lines.append(msg.PROMOTE_PR_CHECKS.format(checks=escape(record.checks)))
+    said = msg.PROMOTE_PR_READINESS.get(record.readiness or record.state)
+    if said:
+        lines.append(said.format(host=host))
+    if record.readiness == "blocked" and record.missing:
+        lines += [f"• {escape(line)}" for line in record.missing.splitlines()[:8]]
+    return "\n".join(lines)

@@ -16,6 +16,7 @@ from handlers.deps import Deps, Executor
 from handlers.follow import start_and_follow
 from handlers.grammar.parser import CommandRequest
 from handlers.recording import target_of
+from handlers.rollback.pull_request import Route, route_of, suspend_after, switched, through_pull_request
 from handlers.rollback.views import (
     ACTION_CANCEL,
     ACTION_CONFIRM,
@@ -27,6 +28,7 @@ from handlers.rollback.views import (
 )
 from services.backend import AppRef, AppStatus, RollbackPlan, SyncRequest
 from services.errors import PermissionDenied, UserError
+from services.git.errors import ProtectedBranch
 from services.operations import HOLD_SUSPEND, GitOpsService
 from services.pending import ButtonExpired, PendingAction, PendingActions
 
@@ -112,11 +114,8 @@ def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
     before = plan.current.revision if plan.current else None
     title = rollback_run_title(plan)
 
-    def suspend_after(final: AppStatus) -> str:
-        if not action.payload.get("suspend") or ref.backend != "flux":
-            return ""
-        hold = ops.suspend_after_rollback(ref, user=user, channel=action.channel)
-        return msg.ROLLBACK_SUSPENDED.format(hold=hold.id, args=escape(ops.resolver.command_args(ref)))
+    suspend = bool(action.payload.get("suspend"))
+    after = suspend_after(deps, ref, suspend=suspend, user=user, channel=action.channel)
 
     def label(started: AppStatus) -> str:
         what = rollback_summary(plan).lower() if ref.backend == "flux" else f"rollback to #{plan.to.id}"
@@ -124,11 +123,29 @@ def _confirm(click: Click, deps: Deps, conversation: Conversation) -> tuple[Repl
 
     # The confirm card (ephemeral) then points at the public card instead of offering its buttons.
     by = click.caller.user_name or user
-    reply = start_and_follow(
-        deps, conversation, ref, lambda: ops.start_rollback(plan, initiated_by=by),
-        request=request, user=user, before=before, note=note, title=title, after=suspend_after, label=label,
-        pointer=plain_notice(msg.ROLLBACK_STARTED.format(app=escape(ref.name))),
-    )  # fmt: skip
+    pointer = plain_notice(msg.ROLLBACK_STARTED.format(app=escape(ref.name)))
+    route = route_of(deps, plan)  # a Flux rollback into a protected branch goes through a PR / MR
+
+    def through_pr(way: Route, lead: str) -> Reply:
+        shown = "\n".join(n for n in (lead, note) if n)
+        return through_pull_request(
+            deps, way, conversation, plan, rollback_id=action.id, user=user, by=by, title=title, note=shown,
+            suspend=suspend, channel=action.channel, pointer=pointer,
+        )  # fmt: skip
+
+    if route is not None and route.host is not None:
+        return through_pr(route, ""), ref.display
+    try:
+        reply = start_and_follow(
+            deps, conversation, ref, lambda: ops.start_rollback(plan, initiated_by=by),
+            request=request, user=user, before=before, note=note, title=title, after=after,
+            label=label, pointer=pointer,
+        )  # fmt: skip
+    except ProtectedBranch as refused:
+        if route is None or route.repo.mode != "auto":
+            raise
+        way, lead = switched(deps, route, plan, refused, rollback_id=action.id, channel=action.channel)
+        return through_pr(way, lead), ref.display
     return reply, ref.display
 
 

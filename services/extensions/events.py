@@ -56,6 +56,18 @@ _PIPELINE_RUN = re.compile(
     r"(?:, exit code (?P<exit>-?\d+))?)?",
     re.DOTALL,
 )
+# Steps of a change going through a pull / merge request (repositories with mode pull_request or
+# auto): the promotion's rows (`promotion <id>: …`) and a Flux rollback's (`rollback <pending id>: …`).
+CHANGE_REQUEST_TYPES = frozenset({
+    "promotion.pr_opened", "promotion.waiting", "promotion.host_approved", "promotion.merged",
+    "promotion.closed", "promotion.conflict", "promotion.pr_head_moved", "promotion.pr_updated",
+    "rollback.pr_opened", "rollback.waiting", "rollback.host_approved", "rollback.merged", "rollback.closed",
+})  # fmt: skip
+# mode auto: a push was refused as protected (either family's row); one event type for both
+PROTECTION_ACTIONS = frozenset({"promotion.protection_detected", "rollback.protection_detected"})
+_CHANGE_REQUEST = re.compile(r"(?P<ref>(?:PR #|MR !)\d+)")
+_ROLLBACK_ROW = re.compile(r"rollback (?P<id>\S+): (?P<rest>.*)", re.DOTALL)
+_PROTECTED = re.compile(r"`(?P<branch>[^`]+)` of (?P<repository>\S+) is protected")
 _ENDED = {"ok": "succeeded", "failed": "failed", "error": "failed with an internal error",
           "denied": "was refused", "unknown": "ended, outcome unknown"}  # fmt: skip
 
@@ -74,6 +86,8 @@ def events_for(row: AuditEvent) -> list[Event]:
         return []
     if row.action in SYSTEM_TYPES:
         return [_system(row)]
+    if row.action in CHANGE_REQUEST_TYPES or row.action in PROTECTION_ACTIONS:
+        return [_change_request(row)]
     if row.outcome == "started":
         family = _STARTED.get(row.action)
         return (
@@ -235,11 +249,35 @@ def _system(row: AuditEvent) -> Event:
         "promotion.approved": f"{_who(row)} approved promotion {data.get('promotion_id', '')} to {where}; "
         "committing",
         "promotion.committed": f"Promotion {data.get('promotion_id', '')} to {where}: commit "
-        f"{data.get('commit', '?')} pushed to {data.get('repository', '?')}; deploying",
+        f"{data.get('commit', '?')} in {data.get('repository', '?')}; deploying",
         "pipeline.failed": f"Pipeline {data.get('pipeline', '?')} of {where}: run {data.get('run', '?')} "
         f"{data.get('status', 'failed')}" + (f" at task {data['task']}" if data.get("task") else ""),
     }
     return _event(row, kind, summaries[kind], data)
+
+
+def _change_request(row: AuditEvent) -> Event:
+    """A step of a promotion's or a Flux rollback's pull / merge request, or the switch to one."""
+    family, step = row.action.split(".", 1)
+    found = (_PROMOTION if family == "promotion" else _ROLLBACK_ROW).fullmatch(row.detail)
+    rest = found["rest"] if found else row.detail
+    data: Data = {}
+    if found and family == "promotion":
+        data["promotion_id"] = found["id"]
+    elif found:
+        data["rollback_id"] = found["id"]
+    if ref := _CHANGE_REQUEST.search(rest):
+        data["change_request"] = ref["ref"]
+    what = (
+        f"Promotion {found['id']} to {_on(row)}"
+        if found and family == "promotion"
+        else f"Rollback of {_on(row)}"
+    )
+    if row.action in PROTECTION_ACTIONS:
+        if protected := _PROTECTED.search(rest):
+            data |= {"repository": protected["repository"], "branch": protected["branch"]}
+        return _event(row, "protection.detected", f"{what}: {rest}", data)
+    return _event(row, row.action, f"{what}: {step.replace('_', ' ')}: {rest}", data)
 
 
 def _pipeline_data(found: re.Match[str]) -> Data:

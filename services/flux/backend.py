@@ -45,8 +45,8 @@ from services.flux.kinds import (
 )
 from services.flux.sources import SourceReconciler, source_of
 from services.flux.translate import not_found, object_path, translate
-from services.git import RepoCache
-from services.settings.model import FluxCluster, Settings
+from services.git import PushResult, RepoCache
+from services.settings.model import FluxCluster, GitRepository, Settings
 
 INDEX_TTL_SECONDS = 30.0
 FIND_MISS_MAX_AGE = 5.0
@@ -390,12 +390,24 @@ class FluxBackend:
         ref, _, _, src = self._git(ref, "rolls back")
         return gitops.plan(self._repos(), ref, src, to)
 
-    def rollback(self, plan: RollbackPlan, *, initiated_by: str | None = None) -> AppStatus:
-        """Push the revert / restore to Git, then reconcile with source; the caller `wait`s."""
+    def rollback_repository(self, ref: AppRef) -> GitRepository:
+        """The configured repository a rollback of `ref` pushes to (its mode says how)."""
+        return self._git(ref, "rolls back")[3].repository
+
+    def push_rollback(
+        self, plan: RollbackPlan, *, initiated_by: str | None = None, to_branch: str | None = None
+    ) -> PushResult:
+        """Only the Git half of `rollback`: the revert / restore commit pushed to the tracked branch,
+        or (`to_branch`) to a pull request's head that the caller opens, merges and reconciles."""
         ref, _, obj, src = self._git(plan.ref, "rolls back")
         if cv.suspended(obj):
             raise SuspendedTarget(f"{object_path(ref)} is suspended: /gitops resume it first")
-        pushed = gitops.push_rollback(self._repos(), ref, src, plan, initiated_by)
+        return gitops.push_rollback(self._repos(), ref, src, plan, initiated_by, to_branch=to_branch)
+
+    def rollback(self, plan: RollbackPlan, *, initiated_by: str | None = None) -> AppStatus:
+        """Push the revert / restore to Git, then reconcile with source; the caller `wait`s."""
+        pushed = self.push_rollback(plan, initiated_by=initiated_by)
+        ref = self._resolve(plan.ref)[0]
         started = self.reconcile(ref, initiated_by=initiated_by)
         message = f"pushed {pushed.sha[:8]} to {pushed.branch}; reconcile requested"
         operation = replace(started.operation or Operation("Running"), message=message, revision=pushed.sha)

@@ -176,9 +176,17 @@ def plan(repos: RepoCache, ref: AppRef, src: GitSource, to: str | None) -> Rollb
 
 
 def push_rollback(
-    repos: RepoCache, ref: AppRef, src: GitSource, rollback: RollbackPlan, initiated_by: str | None
+    repos: RepoCache,
+    ref: AppRef,
+    src: GitSource,
+    rollback: RollbackPlan,
+    initiated_by: str | None,
+    *,
+    to_branch: str | None = None,
 ) -> PushResult:
-    """Revert (the plan targets the current commit) or restore the path, and push."""
+    """Revert (the plan targets the current commit) or restore the path, and push (`to_branch`:
+    to that branch instead, the head of a pull request the caller opens; the tracked branch is
+    not touched)."""
     repository = src.repository
     if src.branch and src.branch != repository.branch:
         raise UserError(
@@ -201,6 +209,7 @@ def push_rollback(
             author=repository.commit_identity,
             message=message,
             trailers=trailers,
+            to_branch=to_branch,
         )
     message = f"rollback {where}: restore {src.path} to {to.revision[:8]} ({subject})"
     return repos.restore(
@@ -210,4 +219,5 @@ def push_rollback(
         author=repository.commit_identity,
         message=message,
         trailers=trailers,
+        to_branch=to_branch,
     )

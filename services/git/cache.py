@@ -10,6 +10,7 @@ always follow "--".
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -127,6 +128,7 @@ class RepoCache:
         message: str,
         trailers: Mapping[str, str] = _NO_TRAILERS,
         max_attempts: int = 3,
+        to_branch: str | None = None,
     ) -> PushResult:
         """Apply `edit` to a fresh checkout of the branch, commit and push; re-apply on a race.
 
@@ -137,11 +139,19 @@ class RepoCache:
         refused because the branch moved: if the new commits touched none of our paths, the edit
         is re-run on the new tip (up to `max_attempts` in all), else GitConflict names the paths
         and the commit. On any failure the clone is reset to origin/<branch>; nothing is pushed.
+
+        `to_branch`: the commit is still made on the branch's head, but pushed to
+        `refs/heads/<to_branch>` (a pull request's head, overwritten on a retry); the branch
+        itself is not touched.
         """
         text = commit_message(message, trailers)
+        if to_branch is not None:
+            to_branch = branch_name(to_branch)
         with self.lock(name):
             clone = self._sync(name)
-            return writes.edit_and_push(clone, edit, author=author, message=text, max_attempts=max_attempts)
+            return writes.edit_and_push(
+                clone, edit, author=author, message=text, max_attempts=max_attempts, to_branch=to_branch
+            )
 
     def revert(
         self,
@@ -151,16 +161,21 @@ class RepoCache:
         author: CommitIdentity,
         message: str,
         trailers: Mapping[str, str] = _NO_TRAILERS,
+        to_branch: str | None = None,
     ) -> PushResult:
         """Push a commit undoing `sha` (a commit on the branch; for a merge, against its first
-        parent). GitConflict if later commits changed the same lines."""
+        parent). GitConflict if later commits changed the same lines. `to_branch`: as in
+        `edit_and_push` (a pull request's head; the branch itself is not touched)."""
         parsed = parse_revision(sha)
         text = commit_message(message, trailers)
+        target = branch_name(to_branch) if to_branch is not None else None
         with self.lock(name):
             clone = self._sync(name)
             full = self._resolve(clone, sha, *parsed)
             edit = writes.revert_edit(clone, full)
-            return writes.edit_and_push(clone, edit, author=author, message=text, max_attempts=3)
+            return writes.edit_and_push(
+                clone, edit, author=author, message=text, max_attempts=3, to_branch=target
+            )
 
     def restore(
         self,
@@ -171,16 +186,21 @@ class RepoCache:
         author: CommitIdentity,
         message: str,
         trailers: Mapping[str, str] = _NO_TRAILERS,
+        to_branch: str | None = None,
     ) -> PushResult:
-        """Push a commit making `path` (file or directory) what it was at `to_rev`."""
+        """Push a commit making `path` (file or directory) what it was at `to_rev` (`to_branch`: as
+        in `edit_and_push`)."""
         checked = repo_path(path)
         parsed = parse_revision(to_rev)
         text = commit_message(message, trailers)
+        target = branch_name(to_branch) if to_branch is not None else None
         with self.lock(name):
             clone = self._sync(name)
             full = self._resolve(clone, to_rev, *parsed)
             edit = writes.restore_edit(clone, checked, full)
-            return writes.edit_and_push(clone, edit, author=author, message=text, max_attempts=3)
+            return writes.edit_and_push(
+                clone, edit, author=author, message=text, max_attempts=3, to_branch=target
+            )
 
     def close(self) -> None:
         """End the git processes kept for the clones (GitPython's persistent `cat-file`), e.g. at
@@ -226,6 +246,17 @@ class RepoCache:
             + (" (or the short SHA is ambiguous)." if HEX.fullmatch(candidate) and not is_sha else "."),
             hint="Use a commit SHA that the app's `history` shows, a branch or a tag.",
         )
+
+
+_BRANCH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}")
+
+
+def branch_name(name: str) -> str:
+    """`name` if git takes it as a branch of ours (a conservative subset of check-ref-format)."""
+    bad = ("..", "//", "/.", ".lock", "@{")
+    if not _BRANCH.fullmatch(name) or any(b in name for b in bad) or name.endswith(("/", ".")):
+        raise UserError(f"{display_value(name)} is not a branch name the bot pushes to.")
+    return name
 
 
 def _commit_sha(clone: Clone, name: str) -> str | None:

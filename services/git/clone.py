@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 from git import PushInfo, RemoteProgress, Repo
@@ -30,14 +31,17 @@ from git.refs import SymbolicReference
 from git.repo.fun import is_git_dir
 from pydantic import SecretStr
 
+from services.errors import bound
 from services.git.env import auth_env, base_env, secret_forms, summary
-from services.git.errors import GitError, GitUnavailable
+from services.git.errors import GitError, GitUnavailable, NonFastForward, ProtectedBranch, PushRejected
+from services.git.refusal import classify_push_refusal
 from services.git.runner import CommandTimedOut, Policy, SafeRepo, cause_of, stderr_of, subcommand
 from services.metrics import Metrics
 from services.redaction import Redactor
 from services.settings.model import GitRepository
 
 _RACE_MARKERS = ("(fetch first)", "(non-fast-forward)")
+_REFUSALS: dict[str, type[PushRejected]] = {"protected": ProtectedBranch, "non_fast_forward": NonFastForward}
 _PUSH_FAILED = PushInfo.ERROR | PushInfo.REJECTED | PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE
 
 
@@ -187,12 +191,16 @@ class Clone:
                 kill_after_timeout=self._policy.network_timeout,
             )
 
-    def push(self) -> bool:
-        """True when pushed, False when the remote moved (non-fast-forward); GitUnavailable otherwise."""
-        branch = self.config.branch
+    def push(self, to_branch: str | None = None) -> bool:
+        """True when pushed, False when the remote moved (non-fast-forward); GitUnavailable otherwise.
+
+        `to_branch`: push HEAD to that branch instead of the configured one, overwriting it (the
+        bot's own proposal branch, re-pushed when a promotion is retried)."""
+        branch = to_branch or self.config.branch
+        refspec = f"{'+' if to_branch else ''}HEAD:refs/heads/{branch}"
         with self._network("push", failed=f"push to {branch} refused") as lines:
             infos = self.repo.remote("origin").push(
-                f"HEAD:refs/heads/{branch}",
+                refspec,
                 progress=lines,
                 kill_after_timeout=self._policy.network_timeout,
                 no_verify=True,
@@ -205,8 +213,16 @@ class Clone:
         if failed and all(_is_race(i) for i in failed):
             return False
         shown = [f"! {i.remote_ref_string} {i.summary}" for i in failed]
-        text = "\n".join([*shown, *lines.other_lines, *lines.error_lines])
-        raise GitUnavailable(self.name, f"push to {branch} refused: {self.summary(text)}")
+        raise self._refused(branch, "\n".join([*shown, *lines.other_lines, *lines.error_lines]))
+
+    def _refused(self, branch: str, text: str) -> PushRejected:
+        """The typed refusal for git's `text` (protected branch, race, other); what users see of it
+        is scrubbed and bounded like every git message."""
+        found = classify_push_refusal(text)
+        refusal = replace(found, reasons=tuple(bound(self._scrub(r)) for r in found.reasons[:10]))
+        message = f"push to {branch} refused: {self.summary(text)}"
+        kind = _REFUSALS.get(refusal.kind, PushRejected)
+        return kind(self.name, message, branch=branch, refusal=refusal)
 
     @contextmanager
     def _network(self, operation: str, *, failed: str | None = None) -> Iterator[RemoteProgress]:
@@ -225,6 +241,9 @@ class Clone:
             except GitCommandError as exc:
                 # For fetch and push GitPython puts the error lines in the exception's stderr.
                 text = "\n".join([stderr_of(exc), *lines.other_lines])
+                refused = self._refused(self.config.branch, text) if operation == "push" else None
+                if refused is not None and (refused.refusal.kind != "rejected" or refused.refusal.ref_reason):
+                    raise refused from None  # the remote said no (not a network or auth failure)
                 raise GitUnavailable(
                     self.name, f"{failed or operation + ' failed'}: {self.summary(text)}"
                 ) from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.errors import BackendUnavailable, UserError
+from services.git.refusal import PushRefusal
 
 
 class GitError(Exception):
@@ -21,6 +22,26 @@ class GitUnavailable(GitError, BackendUnavailable):
     def __init__(self, repository: str, message: str) -> None:
         BackendUnavailable.__init__(self, f"Git repository {repository}", message)
         self.repository = repository
+
+
+class PushRejected(GitUnavailable):
+    """The remote refused the push for a reason git does not explain (a custom hook, a policy):
+    `refusal` is what its text says (services/git/refusal.py); `branch` the branch pushed to."""
+
+    def __init__(self, repository: str, message: str, *, branch: str, refusal: PushRefusal) -> None:
+        super().__init__(repository, message)
+        self.branch = branch
+        self.refusal = refusal
+
+
+class ProtectedBranch(PushRejected):
+    """The branch is protected: changes must go through a pull request (GitHub) or a merge request
+    (GitLab). `refusal.host` says which host said so, `refusal.reasons` its own lines."""
+
+
+class NonFastForward(PushRejected):
+    """The branch moved under the push (`fetch first`): refetch and re-apply, never a PR. The git
+    service retries these itself; this is raised only when git reports one it could not retry."""
 
 
 class GitConflict(GitError, UserError):

@@ -102,12 +102,24 @@ def _conflict(clone: Clone, base: str, head: str, paths: list[str]) -> GitConfli
 
 
 def edit_and_push(
-    clone: Clone, edit: Edit, *, author: CommitIdentity, message: str, max_attempts: int
+    clone: Clone,
+    edit: Edit,
+    *,
+    author: CommitIdentity,
+    message: str,
+    max_attempts: int,
+    to_branch: str | None = None,
 ) -> PushResult:
     """See RepoCache.edit_and_push. `message` already carries its trailers."""
     if max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     branch = clone.config.branch
+    if to_branch is not None:
+        try:
+            return _edit_and_propose(clone, edit, author=author, message=message, to_branch=to_branch)
+        finally:
+            with suppress(GitError):
+                reset_to(clone, clone.rev_parse(clone.origin_ref))
     try:
         for attempt in range(1, max_attempts + 1):
             base = clone.rev_parse(clone.origin_ref)
@@ -134,6 +146,24 @@ def edit_and_push(
         # Best effort: a failure here must not hide the original error; the next call resets too.
         with suppress(GitError):
             reset_to(clone, clone.rev_parse(clone.origin_ref))
+
+
+def _edit_and_propose(
+    clone: Clone, edit: Edit, *, author: CommitIdentity, message: str, to_branch: str
+) -> PushResult:
+    """The edit committed on the base branch's head and pushed (overwriting) to `to_branch`; the
+    base branch is not touched, so nothing can race with it here."""
+    base = clone.rev_parse(clone.origin_ref)
+    reset_to(clone, base)
+    paths = repo_paths(edit(clone.path))
+    with clone.mapped():
+        changed = _stage(clone, paths) if paths else ()
+        if not changed:
+            raise UserError("nothing to change", hint=f"`{clone.config.branch}` already has this content.")
+        sha = _commit(clone, author, message)
+    if not clone.push(to_branch):  # a forced push is never a race; git said no all the same
+        raise GitError(f"push to {to_branch} was refused as non-fast-forward despite forcing")
+    return PushResult(sha=sha, branch=to_branch, attempts=1, changed_paths=changed)
 
 
 def revert_edit(clone: Clone, sha: str) -> Edit:

@@ -83,3 +83,27 @@ class Promotion:
     @property
     def approvals_missing(self) -> int:
         return max(0, self.approvals_required - len(self.approvals))
+
+
+@dataclass(frozen=True)
+class ChangeRequestRecord:
+    """The pull request (GitHub) or merge request (GitLab) a promotion goes through, as stored.
+
+    `head_sha` is the commit the bot pushed to `branch`, which the Slack approvals are bound to
+    (with the diff hash); `diff_hash` the diff that commit makes. `state` is open / closed /
+    merged; `readiness` the host's last word (wait, ready, blocked, conflict …), `missing` what
+    is still missing there, one item per line, `checks` the CI signals as shown.
+    """
+
+    audit_id: str
+    host: str
+    number: int
+    url: str
+    branch: str
+    head_sha: str
+    diff_hash: str
+    state: str
+    readiness: str = ""
+    missing: str = ""
+    checks: str = ""
+    host_approved_sha: str | None = None

@@ -105,15 +105,20 @@ class PromotionService:
         approvers: Sequence[str],
         author_name: str | None,
         author_email: str | None,
+        to_branch: str | None = None,
     ) -> str:
         """Push the approved promotion; returns the pushed SHA.
+
+        `to_branch`: the same commit, made on the branch head, pushed to that branch instead (the
+        head of the promotion's pull request); allowed while the request is still pending too.
 
         The edit re-reads the source's versions and the target file at the branch head it runs on
         and refuses (GitConflict, nothing pushed) unless the diff there is the approved one.
         Concurrent pushes to other files are absorbed by RepoCache's retry. Marking the request
         committed or failed is the caller's job.
         """
-        if promotion.status != "approved":
+        allowed = ("approved",) if to_branch is None else ("pending", "approved")
+        if promotion.status not in allowed:
             raise UserError(f"This promotion is {promotion.status}, not approved; nothing was committed.")
         route = self._route(promotion.app, promotion.to_env, promotion.from_env)
         if (route.target_repo.name, route.target_file) != (promotion.repository, promotion.target_file):
@@ -154,9 +159,17 @@ class PromotionService:
             route.target_repo.name,
             edit,
             author=_author(route.target_repo, author_name, author_email),
-            message=_message(promotion, approvers),
+            message=_message(promotion, approvers, proposed=to_branch is not None),
+            to_branch=to_branch,
         )
         return result.sha
+
+    @staticmethod
+    def merge_message(promotion: Promotion, approvers: Sequence[str]) -> tuple[str, str]:
+        """(title, body) of the merge commit of a promotion's pull request: the body carries the
+        trailers a pushed promotion's commit has (Requested-by, Approved-by, Audit-Id)."""
+        subject, _, body = _message(promotion, approvers).partition("\n\n")
+        return subject, body
 
     def target_ref(self, promotion: Promotion) -> AppRef:
         """The backend object the promotion deploys to (to follow its sync)."""
@@ -286,14 +299,15 @@ def _author(repo: GitRepository, name: str | None, email: str | None) -> CommitI
         return CommitIdentity(name=flat or bot.name, email=bot.email)
 
 
-def _message(promotion: Promotion, approvers: Sequence[str]) -> str:
-    """Subject and trailers. Approved-by repeats, which a Mapping of trailers cannot hold."""
+def _message(promotion: Promotion, approvers: Sequence[str], *, proposed: bool = False) -> str:
+    """Subject and trailers. Approved-by repeats, which a Mapping of trailers cannot hold.
+    A proposal (a pull request's commit) has no approvals yet: the merge commit carries them."""
     subject = " ".join(f"promote {promotion.app} to {promotion.to_env}: {promotion.summary}".split())
     name = " ".join(promotion.requester_name.split())
     lines = trailer_lines(
         {"Requested-by": f"{name} <{promotion.requester}>" if name else promotion.requester}
     )
-    for approver in dict.fromkeys(approvers) or [AUTO_APPROVAL]:
+    for approver in dict.fromkeys(approvers) or ([] if proposed else [AUTO_APPROVAL]):
         lines += trailer_lines({"Approved-by": approver})
     lines += trailer_lines({"Audit-Id": promotion.audit_id})
     return subject + "\n\n" + "\n".join(lines)

@@ -17,11 +17,29 @@ from typing import Any
 import sqlite_utils
 
 from services.errors import PermissionDenied, UserError
-from services.promotion.model import FINAL_STATUSES, STATUSES, Promotion, PromotionPlan, PromotionStatus
+from services.promotion.model import (
+    FINAL_STATUSES,
+    STATUSES,
+    ChangeRequestRecord,
+    Promotion,
+    PromotionPlan,
+    PromotionStatus,
+)
 from services.store.db import Database
 
 _MAX_ID = 64  # ids come back from Slack button values; anything longer is not ours
 _MAX_TEXT = 500  # reasons are shown in Slack messages; bound what we keep
+_CR_FIELDS = frozenset(
+    {"head_sha", "diff_hash", "state", "readiness", "missing", "checks", "host_approved_sha"}
+)
+_CR_COLUMNS = (
+    "audit_id", "host", "number", "url", "branch", "head_sha", "diff_hash", "state", "readiness", "missing",
+    "checks", "host_approved_sha",
+)  # fmt: skip
+
+
+def _bounded(value: str | None) -> str | None:
+    return value[:2000] if value is not None else None
 
 
 def _ts(at: datetime) -> str:
@@ -54,9 +72,38 @@ def _closed(p: Promotion, at: datetime) -> UserError:
     return UserError(_why_not(p, at), mentions=[p.rejected_by] if p.rejected_by else [])
 
 
+class ProtectedBranches:
+    """Repositories in `mode: auto` whose branch refused a push as protected (migration 17): from
+    then on their promotions and Flux rollbacks go straight to a pull / merge request, and the
+    switch is said once. Kept across restarts; keyed by branch, so a new branch is tried again."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def known(self, repository: str, branch: str) -> bool:
+        with self._db.lock:
+            rows = self._db.db.query(
+                "SELECT 1 FROM protected_branches WHERE repository = ? AND branch = ?", [repository, branch]
+            )
+            return any(True for _ in rows)
+
+    def remember(
+        self, repository: str, branch: str, *, host: str | None, code: str | None, now: datetime | None = None
+    ) -> bool:
+        """Record the refusal; True only for the call that recorded it first (that one says so)."""
+        with self._db.transaction() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO protected_branches (repository, branch, host, code, detected_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [repository, branch, host, code, _ts(_now(now))],
+            )
+            return bool(cursor.rowcount)
+
+
 class PromotionStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.protected = ProtectedBranches(db)
 
     def create(
         self,
@@ -242,6 +289,72 @@ class PromotionStore:
                 "SELECT * FROM promotions WHERE status IN ('pending', 'approved') ORDER BY created_at, rowid"
             )
             return [_promotion(r) for r in rows]
+
+    # -- the pull / merge request of a promotion (repositories in mode pull_request) ----------------
+
+    def attach_change_request(
+        self,
+        promotion_id: str,
+        *,
+        host: str,
+        number: int,
+        url: str,
+        branch: str,
+        head_sha: str,
+        diff_hash: str,
+        state: str = "open",
+        now: datetime | None = None,
+    ) -> ChangeRequestRecord:
+        """Record the change request opened (or adopted) for this promotion; a second call for the
+        same promotion (a retry, a superseding request) replaces the first."""
+        at = _ts(_now(now))
+        with self._db.transaction() as db:
+            p = self._require(db, promotion_id)
+            db.execute(
+                "INSERT INTO promotion_change_requests (audit_id, host, number, url, branch, head_sha, "
+                "diff_hash, state, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (audit_id) DO UPDATE SET host = excluded.host, number = excluded.number, "
+                "url = excluded.url, branch = excluded.branch, head_sha = excluded.head_sha, "
+                "diff_hash = excluded.diff_hash, state = excluded.state, updated_at = excluded.updated_at",
+                [p.audit_id, host, number, url, branch, head_sha, diff_hash, state, at, at],
+            )
+            found = self._change_request(db, p.audit_id)
+        assert found is not None  # just written
+        return found
+
+    def update_change_request(
+        self, promotion_id: str, *, now: datetime | None = None, **fields: str | None
+    ) -> ChangeRequestRecord | None:
+        """Change stored fields (head_sha, diff_hash, state, readiness, missing, checks,
+        host_approved_sha); None when the promotion has no change request."""
+        unknown = set(fields) - _CR_FIELDS
+        if unknown:
+            raise ValueError(f"not a change request field: {sorted(unknown)}")
+        at = _ts(_now(now))
+        with self._db.transaction() as db:
+            p = self._require(db, promotion_id)
+            if fields:
+                names = sorted(fields)
+                assignments = ", ".join(f"{name} = ?" for name in names)  # names checked above
+                db.execute(
+                    f"UPDATE promotion_change_requests SET {assignments}, updated_at = ? "  # noqa: S608
+                    "WHERE audit_id = ?",
+                    [*(_bounded(fields[n]) for n in names), at, p.audit_id],
+                )
+            return self._change_request(db, p.audit_id)
+
+    def change_request(self, promotion_id: str) -> ChangeRequestRecord | None:
+        with self._db.lock:
+            p = self._get(self._db.db, promotion_id)
+            return self._change_request(self._db.db, p.audit_id) if p is not None else None
+
+    @staticmethod
+    def _change_request(db: sqlite_utils.Database, audit_id: str) -> ChangeRequestRecord | None:
+        rows = list(db.query("SELECT * FROM promotion_change_requests WHERE audit_id = ?", [audit_id]))
+        if not rows:
+            return None
+        row = rows[0]
+        return ChangeRequestRecord(**{k: row[k] for k in _CR_COLUMNS})
 
     # -- internals; the caller holds the database lock ----------------------------------------------
 

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from services.settings.errors import Problem, suggest, translate
 from services.settings.extensions import PipelineSucceeded
+from services.settings.githost import host_warnings
 from services.settings.model import BACKEND_LABELS, BUILTIN_ROLES, Settings
 from services.settings.types import SLUG_RE
 
@@ -274,6 +275,8 @@ def settings_warnings(settings: Settings) -> Iterator[Problem]:
                 f"'{env.name}' requires {needed} approvals but lists only {count} approver(s)",
                 "warning",
             )
+    for index, repo in enumerate(settings.repositories):
+        yield from (Problem(path, message, "warning") for path, message in host_warnings(index, repo))
     drift = settings.drift
     if drift.enabled and settings.drift_channel is None:
         message = "drift detection is on but neither drift.channel nor slack.alerts_channel is set"

@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from services.settings.base import Section as _Section
 from services.settings.extensions import FrozenTree, NotifierSpec, PluginSettings, SyncSettings, ValidatorSpec
+from services.settings.githost import GitHostKeys
 from services.settings.routes import DriftRoute
 from services.settings.tekton import (
     AppPipeline,
@@ -121,7 +122,9 @@ class CommitIdentity(_Section):
     email: Email = "gitops-bot@localhost"
 
 
-class GitRepository(_Section):
+class GitRepository(GitHostKeys):
+    """A deploy repository; GitHostKeys adds how changes reach it (push, or a pull/merge request)."""
+
     name: Slug
     url: GitUrl
     branch: GitRef = "main"
@@ -286,6 +289,8 @@ class OperationsSettings(_Section):
 
 class GitSettings(_Section):
     cache_dir: ConfigPath = Path("data/git")
+    # How often open promotion cards re-read their pull / merge request (leader only).
+    pull_request_refresh: Annotated[Duration, at_least(timedelta(seconds=10))] = timedelta(seconds=60)
 
 
 class AuditSettings(_Section):
@@ -430,13 +435,19 @@ class Secrets:
     slack_app_token: SecretStr | None = None
     argocd_tokens: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)  # instance -> token
     git_credentials: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)  # repository -> token
+    # Git host API tokens (repositories[].token_env / approve_token_env): repository -> token.
+    githost_tokens: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)
+    githost_approve_tokens: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)
     # Secrets extensions name by environment variable (`secret_env`, `password_env`, …): name -> value.
     named: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)
 
     def values(self) -> tuple[str, ...]:
         """Every non-empty secret value, for log redaction."""
         singles = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
-        every = [*singles, *self.argocd_tokens.values(), *self.git_credentials.values(), *self.named.values()]
+        every = [
+            *singles, *self.argocd_tokens.values(), *self.git_credentials.values(),
+            *self.githost_tokens.values(), *self.githost_approve_tokens.values(), *self.named.values(),
+        ]  # fmt: skip
         return tuple(v for s in every if s is not None and (v := s.get_secret_value()))
 
     def __repr__(self) -> str:
@@ -448,6 +459,8 @@ class Secrets:
             f"slack_signing_secret={mark(self.slack_signing_secret)}, "
             f"slack_app_token={mark(self.slack_app_token)}, "
             f"argocd_tokens={sorted(self.argocd_tokens)}, git_credentials={sorted(self.git_credentials)}, "
+            f"githost_tokens={sorted(self.githost_tokens)}, "
+            f"githost_approve_tokens={sorted(self.githost_approve_tokens)}, "
             f"named={sorted(self.named)})"
         )
 

@@ -296,6 +296,45 @@ def _pipeline_monitor(db: sqlite_utils.Database) -> None:
     )
 
 
+def _change_requests(db: sqlite_utils.Database) -> None:
+    # The pull / merge request a promotion goes through (repositories in mode pull_request), one
+    # per promotion: keyed by its audit_id, which a superseding request keeps (same branch, same PR).
+    # `head_sha` is the commit the bot pushed there and the Slack approvals are bound to.
+    db.execute(
+        """CREATE TABLE promotion_change_requests (
+            audit_id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            url TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            head_sha TEXT NOT NULL,
+            diff_hash TEXT NOT NULL,
+            state TEXT NOT NULL,
+            readiness TEXT NOT NULL DEFAULT '',
+            missing TEXT NOT NULL DEFAULT '',
+            checks TEXT NOT NULL DEFAULT '',
+            host_approved_sha TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )"""
+    )
+
+
+def _protected_branches(db: sqlite_utils.Database) -> None:
+    # Repositories in mode auto whose branch refused the bot's push as protected: their changes go
+    # through a pull / merge request from then on, and the switch is announced once.
+    db.execute(
+        """CREATE TABLE protected_branches (
+            repository TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            host TEXT,
+            code TEXT,
+            detected_at TEXT NOT NULL,
+            PRIMARY KEY (repository, branch)
+        )"""
+    )
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -313,4 +352,6 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (13, "inflight_requests.watch: operations followed again after a restart", _inflight_watch),
     (14, "notification_outbox, notification_cursor: notifier deliveries", _notification_outbox),
     (15, "pipeline_runs_posted, pipeline_monitor_cursors: failed runs posted once", _pipeline_monitor),
+    (16, "promotion_change_requests: the PR / MR a promotion goes through", _change_requests),
+    (17, "protected_branches: mode auto repositories found protected, PR-only since", _protected_branches),
 )
