@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sandbox import git_protect
 from sandbox import github_fake_objects as objects
+from sandbox.githost_fake import FakeHost
 from sandbox.github_fake_api import API_VERSION, GitHubApi
 from sandbox.github_fake_git import BareRepo
-from sandbox.github_fake_http import Faults, RecordedRequest, Reply, Server
+from sandbox.github_fake_http import RecordedRequest, Reply
 from sandbox.github_fake_state import (
     MERGE_METHODS,
     CheckRun,
@@ -59,7 +59,7 @@ SECONDARY_LIMIT = (
 )
 
 
-class FakeGitHub:
+class FakeGitHub(FakeHost):
     """GitHub's REST API for pull-request promotions, over bare repositories on disk."""
 
     def __init__(
@@ -73,43 +73,14 @@ class FakeGitHub:
         """`prefix`: "" serves like api.github.com, "/api/v3" like GitHub Enterprise Server."""
         self._world = World(clock, settle)
         self._api = GitHubApi(self._world, prefix=prefix, root=lambda: self.base_url, rate_limit=rate_limit)
-        self._faults = Faults(self._api.handle, self._api.who)
-        self._server = Server(self._faults, "fake-github")
+        super().__init__(self._api.handle, self._api.who, "fake-github")
         self.bot = self.add_user("gitops-bot", BOT_TOKEN, kind="Bot")
         self.reviewer = self.add_user("reviewer", REVIEWER_TOKEN)
-
-    # -- lifecycle --------------------------------------------------------------------------------------
-
-    def start(self) -> FakeGitHub:
-        self._server.up()
-        return self
-
-    def stop(self) -> None:
-        self._server.down()
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        """The server root; `html_url`s point here."""
-        return f"http://127.0.0.1:{self._server.port}"
 
     @property
     def api_url(self) -> str:
         """What a client's `api_url` setting names: the root, plus `/api/v3` with that prefix."""
         return self.base_url + self._api.prefix
-
-    def go_down(self) -> None:
-        self._server.down()
-
-    def come_up(self) -> None:
-        self._server.up()
 
     # -- users and repositories -------------------------------------------------------------------------
 
@@ -269,14 +240,7 @@ class FakeGitHub:
         self._world.refresh(repo, pull)
         return repo, pull
 
-    # -- requests and injected trouble ----------------------------------------------------------------------
-
-    def requests(self, path_prefix: str | None = None) -> list[RecordedRequest]:
-        """What clients sent, oldest first; `path_prefix` counts from the server root."""
-        return self._faults.requests(path_prefix)
-
-    def clear_requests(self) -> None:
-        self._faults.clear_requests()
+    # -- injected trouble ---------------------------------------------------------------------------------
 
     def fail_next(
         self,
@@ -314,9 +278,6 @@ class FakeGitHub:
     def rate_limited(self, login: str = "gitops-bot", *, reset_in: float = 60.0) -> None:
         """`login` has spent its primary budget: 403 with `x-ratelimit-remaining: 0` until the reset."""
         self._api.exhaust(login, reset_in)
-
-    def set_latency(self, seconds: float) -> None:
-        self._faults.set_latency(seconds)
 
 
 def _phrase(status: int) -> str:

@@ -1,48 +1,25 @@
-"""HTTP plumbing for the fake Git hosts (GitHub here, GitLab in gitlab_fake.py): a keep-alive server on
-127.0.0.1, the request log, and injected trouble (canned answers with headers, latency).
-
-`argocd_http` does not fit: it unquotes the path, and GitLab addresses a project by its URL-encoded
-path (`group%2Fsub%2Fproject`), a branch with `/` in it too. Here `Request.path` stays raw and
-`Request.segments` splits it first and unquotes each part.
+"""HTTP plumbing for the fake Git hosts (GitHub here, GitLab in gitlab_fake.py): their `Reply`, the
+request log, injected trouble (canned answers with headers, latency) and pagination. The server is
+`http_server`'s with the path kept raw: GitLab addresses a project by its URL-encoded path
+(`group%2Fsub%2Fproject`), a branch with `/` in it too; `Request.segments` splits first, then unquotes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from sandbox.http_server import HttpServer, Request
+
+__all__ = ["JSON", "Faults", "Handler", "RecordedRequest", "Reply", "Request", "Server", "paginate"]
 
 JSON = "application/json; charset=utf-8"
 _HIDDEN_HEADERS = ("authorization", "private-token", "cookie")
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str  # as sent: percent-encoding kept
-    query: Mapping[str, list[str]]
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-
-    @property
-    def segments(self) -> list[str]:
-        """The path's segments, each unquoted (so `group%2Fproject` stays one segment)."""
-        return [urllib.parse.unquote(s) for s in self.path.strip("/").split("/") if s]
-
-    def first(self, name: str, default: str = "") -> str:
-        values = self.query.get(name)
-        return values[0] if values else default
-
-    def json(self) -> Any:
-        """The body as JSON; None when empty; ValueError when it is not JSON."""
-        return json.loads(self.body) if self.body.strip() else None
 
 
 @dataclass(frozen=True)
@@ -148,116 +125,16 @@ class Faults:
         return reply
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, port: int, handler: Handler) -> None:
-        self.handler = handler
-        self.connections: set[socket.socket] = set()
-        self.connections_lock = threading.Lock()
-        super().__init__(("127.0.0.1", port), _RequestHandler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client that vanished is routine for a fake."""
+def _crashed(exc: Exception) -> Reply:
+    return Reply.json(500, {"message": f"fake crashed: {type(exc).__name__}: {exc}"})
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Without TCP_NODELAY keep-alive clients stall ~40 ms per request (Nagle + delayed ACK).
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self.server.connections_lock:
-            self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.connections.discard(self.connection)
-        with contextlib.suppress(OSError):
-            super().finish()
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silent: the fake records requests instead."""
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length > 0 else b""
-        split = urllib.parse.urlsplit(self.path)
-        query: dict[str, list[str]] = {}
-        for key, value in urllib.parse.parse_qsl(split.query, keep_blank_values=True):
-            query.setdefault(key, []).append(value)
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        request = Request(self.command, split.path, query, headers, body)
-        try:
-            reply = self.server.handler(request)
-        except Exception as exc:  # a fake must answer, never hang the client
-            reply = Reply.json(500, {"message": f"fake crashed: {type(exc).__name__}: {exc}"})
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(reply.body)
-
-
-class Server:
-    """Serves `handler` on 127.0.0.1; `down()` / `up()` close and reopen the same port."""
+class Server(HttpServer):
+    """Serves `handler` on 127.0.0.1 with the path as sent; `down()` / `up()` close and reopen
+    the same port."""
 
     def __init__(self, handler: Handler, name: str) -> None:
-        self._handler = handler
-        self._name = name
-        self._port = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    def up(self) -> None:
-        if self._server is not None:
-            return
-        server = _Server(self._port, self._handler)
-        self._port = int(server.server_address[1])
-        thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name=self._name, daemon=True
-        )
-        thread.start()
-        self._server, self._thread = server, thread
-
-    def down(self) -> None:
-        server, thread = self._server, self._thread
-        if server is None or thread is None:
-            return
-        self._server = self._thread = None
-        server.shutdown()
-        server.server_close()
-        with server.connections_lock:
-            connections = list(server.connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        thread.join(timeout=5)
+        super().__init__(handler, name, crashed=_crashed, raw_path=True)
 
 
 def paginate(

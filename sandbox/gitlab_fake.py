@@ -21,13 +21,13 @@ import email.utils
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from sandbox import git_protect
 from sandbox import gitlab_fake_objects as objects
+from sandbox.githost_fake import FakeHost
 from sandbox.github_fake_git import BareRepo
-from sandbox.github_fake_http import Faults, RecordedRequest, Reply, Server
+from sandbox.github_fake_http import RecordedRequest, Reply
 from sandbox.github_fake_state import Settle
 from sandbox.gitlab_fake_api import GitLabApi
 from sandbox.gitlab_fake_state import (
@@ -50,46 +50,20 @@ REVIEWER_TOKEN = "glpat-" + "rev1ewerSandbox00000"
 _SETTLED = Settle()
 
 
-class FakeGitLab:
+class FakeGitLab(FakeHost):
     """GitLab's REST API for merge-request promotions, over bare repositories on disk."""
 
     def __init__(self, *, settle: Settle = _SETTLED, clock: Callable[[], float] = time.time) -> None:
         self._world = World(clock, settle)
         self._api = GitLabApi(self._world, lambda: self.base_url)
-        self._faults = Faults(self._api.handle, self._api.who)
-        self._server = Server(self._faults, "fake-gitlab")
+        super().__init__(self._api.handle, self._api.who, "fake-gitlab")
         self.bot = self.add_user("gitops-bot", BOT_TOKEN, access=DEVELOPER, name="GitOps Bot")
         self.reviewer = self.add_user("reviewer", REVIEWER_TOKEN, access=MAINTAINER, name="Rita Reviewer")
-
-    def start(self) -> FakeGitLab:
-        self._server.up()
-        return self
-
-    def stop(self) -> None:
-        self._server.down()
-
-    def __enter__(self) -> FakeGitLab:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.port}"
 
     @property
     def api_url(self) -> str:
         """What a client's `api_url` setting names."""
         return self.base_url + "/api/v4"
-
-    def go_down(self) -> None:
-        self._server.down()
-
-    def come_up(self) -> None:
-        self._server.up()
 
     # -- users, projects, protection --------------------------------------------------------------------
 
@@ -222,13 +196,7 @@ class FakeGitLab:
         self._world.refresh(project, mr)
         return project, mr
 
-    # -- requests and injected trouble ----------------------------------------------------------------------
-
-    def requests(self, path_prefix: str | None = None) -> list[RecordedRequest]:
-        return self._faults.requests(path_prefix)
-
-    def clear_requests(self) -> None:
-        self._faults.clear_requests()
+    # -- injected trouble ---------------------------------------------------------------------------------
 
     def throttle(
         self, *, retry_after: int = 60, times: int = 1, path: str = "", text: str = "Retry later\n"
@@ -254,6 +222,3 @@ class FakeGitLab:
         """The next `times` requests under `path` get `status` and `body` (JSON; else GitLab's message)."""
         payload = body if body is not None else {"message": f"{status} Error"}
         self._faults.fail_next(Reply.json(status, payload), path=path, method=method, times=times)
-
-    def set_latency(self, seconds: float) -> None:
-        self._faults.set_latency(seconds)

@@ -13,36 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.argocd_fake import JWT_TOKEN
-from sandbox.github_fake import BOT_TOKEN, FakeGitHub
-from sandbox.gitlab_fake import BOT_TOKEN as GITLAB_BOT_TOKEN
+from sandbox.github_fake import FakeGitHub
 from sandbox.gitlab_fake import FakeGitLab
 from sandbox.slack_api import FakeSlack
-from tests.conftest import config_for, start_on_argocd
-from tests.test_promote_pull_request import CHANNEL, KUSTOMIZATION, PROD, REPO, World, _git
+from tests.promote_pr_support import APPS, CHANNEL, KUSTOMIZATION, PROD, REPO, World, git, github
+
+__all__ = ["github"]  # the fixture, imported for the tests here
 
 DEV = "apps/api/dev/kustomization.yaml"
-
-APPS = """
-git:
-  cache_dir: {cache}
-environments:
-  - name: dev
-  - name: prod
-    approvals_required: 1
-    approvers: {{users: [U0BOSS, U0CAROL]}}
-apps:
-  - name: api
-    environments:
-      dev: {{backend: argocd, name: api-dev, repository: deploy, path: apps/api/dev}}
-      prod: {{backend: argocd, name: api-prod, repository: deploy, path: apps/api/prod}}
-    promotion:
-      images: [registry.example.com/api]
-access:
-  grants:
-    - role: deployer
-      users: [U0ALICE, U0BOSS]
-"""
 
 
 class AutoWorld(World):
@@ -64,13 +42,8 @@ repositories:
     {host}
     project: {REPO}
 """ + APPS.format(cache=self.tmp / "cache")
-        env = {"ARGOCD_TOKEN": JWT_TOKEN, "GITHUB_TOKEN": BOT_TOKEN, "GITLAB_TOKEN": GITLAB_BOT_TOKEN}
-        loaded = config_for(self.tmp, self.slack, extra_yaml=extra, extra_env=env)
-        self.runtime, self.sender = start_on_argocd(loaded, self.slack)
-        try:
+        with self.running_on(extra, {}):
             yield self
-        finally:
-            self.runtime.stop()
 
     def details(self, action: str) -> list[str]:
         assert self.runtime is not None
@@ -89,20 +62,14 @@ repositories:
 
 def _base_commit(w: World, name: str, text: str) -> str:
     """A commit straight onto the bare repository's `main` (a colleague's merge), hooks bypassed."""
-    _git("pull", "-q", "--rebase", "origin", "main", cwd=w.work)
+    git("pull", "-q", "--rebase", "origin", "main", cwd=w.work)
     (w.work / name).parent.mkdir(parents=True, exist_ok=True)
     (w.work / name).write_text(text)
-    _git("add", name, cwd=w.work)
-    _git("commit", "-qm", f"add {name}", cwd=w.work)
-    sha = _git("rev-parse", "HEAD", cwd=w.work)
-    _git("--git-dir", str(w.bare), "fetch", "-q", str(w.work), f"+{sha}:refs/heads/main")
+    git("add", name, cwd=w.work)
+    git("commit", "-qm", f"add {name}", cwd=w.work)
+    sha = git("rev-parse", "HEAD", cwd=w.work)
+    git("--git-dir", str(w.bare), "fetch", "-q", str(w.work), f"+{sha}:refs/heads/main")
     return sha
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub(prefix="/api/v3") as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -122,7 +89,7 @@ def test_auto_pushes_directly_while_the_branch_takes_pushes(world: AutoWorld) ->
         w.approve(card)
         w.card("Deploy: *Succeeded*")
         assert 'newTag: "1.4.3"' in w.show("main")
-        assert _git("--git-dir", str(w.bare), "rev-parse", "main^") == w.base  # a plain commit on main
+        assert git("--git-dir", str(w.bare), "rev-parse", "main^") == w.base  # a plain commit on main
         assert not w.github.pulls(REPO)
         assert not w.details("promotion.protection_detected")
 
@@ -140,7 +107,7 @@ def test_a_protected_refusal_switches_to_a_pull_request_once_and_is_remembered(w
         assert "switched to a PR" in text
         (pull,) = w.github.pulls(REPO)
         assert w.github.pull(REPO, pull.number)["merged"] is True
-        parents = _git("--git-dir", str(w.bare), "rev-list", "--parents", "-n", "1", "main").split()[1:]
+        parents = git("--git-dir", str(w.bare), "rev-list", "--parents", "-n", "1", "main").split()[1:]
         assert len(parents) == 2  # main got GitHub's merge, never a push
         time.sleep(0.2)
         (detected,) = w.details("promotion.protection_detected")
@@ -194,7 +161,7 @@ def test_a_branch_behind_its_base_is_updated_and_the_approvals_stand(world: Auto
         assert after != before  # GitHub merged the base into the branch
         assert 'newTag: "1.4.3"' in w.show("main")
         assert w.show("main", "docs/NOTES.md") == "unrelated"
-        assert _git("--git-dir", str(w.bare), "merge-base", "--is-ancestor", other, "main") == ""
+        assert git("--git-dir", str(w.bare), "merge-base", "--is-ancestor", other, "main") == ""
         updates = [r for r in w.github.requests() if r.path.endswith("/update-branch")]
         assert len(updates) == 1
         time.sleep(0.2)

@@ -5,25 +5,22 @@ fake Argo CD. The job's `run` is called directly (the scheduler runs it every mi
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 
 from handlers.promote.refresh import PullRequestRefresh
 from sandbox.flux_git import commit_files
-from sandbox.github_fake import REVIEWER_TOKEN, FakeGitHub
-from sandbox.slack_api import FakeSlack
+from sandbox.github_fake import REVIEWER_TOKEN
 from sandbox.slack_models import Message
 from services.leader.election import AlwaysLeader, Leadership
 from services.promotion.model import Promotion
 from tests.conftest import BotFactory
-from tests.test_promote_pull_request import CHANNEL, KUSTOMIZATION, PROD, REPO, World
+from tests.promote_pr_support import CHANNEL, KUSTOMIZATION, PROD, REPO, World, git, github, world
+
+__all__ = ["github", "world"]  # the fixtures, imported for the tests here
 
 PULL = f"/api/v3/repos/{REPO}/pulls/1"
 
@@ -39,26 +36,6 @@ class NotLeader:
 
     def stop(self) -> None:
         """Nothing to release."""
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub(prefix="/api/v3") as fake:
-        yield fake
-
-
-@pytest.fixture
-def world(tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub) -> Iterator[World]:
-    w = World(tmp_path, fake_slack, github)
-    github.protect(REPO, "main")  # `git push` to main is refused: the promotion goes through a PR
-    try:
-        yield w
-    finally:
-        w.argocd.stop()
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
 
 
 def _job(w: World, leadership: Leadership | None = None) -> PullRequestRefresh:
@@ -101,7 +78,7 @@ def _audit_id(w: World) -> str:
 
 
 def _branches(w: World) -> str:
-    return _git("--git-dir", str(w.bare), "for-each-ref", "refs/heads/")
+    return git("--git-dir", str(w.bare), "for-each-ref", "refs/heads/")
 
 
 def _no_buttons(message: Message) -> bool:
@@ -257,13 +234,13 @@ def test_a_push_to_the_branch_while_waiting_asks_for_the_approvals_again(world: 
         first = _promotion(w)
         (pull,) = w.github.pulls(REPO)
         branch = pull.head_ref
-        _git("fetch", "-q", "origin", branch, cwd=w.work)
-        _git("checkout", "-q", "-b", "theirs", "FETCH_HEAD", cwd=w.work)
+        git("fetch", "-q", "origin", branch, cwd=w.work)
+        git("checkout", "-q", "-b", "theirs", "FETCH_HEAD", cwd=w.work)
         (w.work / "extra.txt").write_text("not approved\n")
-        _git("add", "extra.txt", cwd=w.work)
-        _git("commit", "-qm", "sneak in", cwd=w.work)
-        _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=w.work)
-        theirs = _git("rev-parse", "HEAD", cwd=w.work)
+        git("add", "extra.txt", cwd=w.work)
+        git("commit", "-qm", "sneak in", cwd=w.work)
+        git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=w.work)
+        theirs = git("rev-parse", "HEAD", cwd=w.work)
         assert _job(w).run() == 1
         again = _now(w, card)
         shown = _text(again)
@@ -274,12 +251,12 @@ def test_a_push_to_the_branch_while_waiting_asks_for_the_approvals_again(world: 
         assert fresh.status == "pending"
         assert fresh.id in shown  # the buttons are the fresh request's
         assert w.head(branch) != theirs  # the promotion's change is back on its branch
-        tree = _git("--git-dir", str(w.bare), "ls-tree", "-r", "--name-only", branch)
+        tree = git("--git-dir", str(w.bare), "ls-tree", "-r", "--name-only", branch)
         assert "extra.txt" not in tree
         assert "promotion.pr_head_moved" in w.actions()
         w.approve(again)
         w.card("Deploy: *Succeeded*")
-        assert "extra.txt" not in _git("--git-dir", str(w.bare), "ls-tree", "-r", "--name-only", "main")
+        assert "extra.txt" not in git("--git-dir", str(w.bare), "ls-tree", "-r", "--name-only", "main")
         assert len(w.github.pulls(REPO)) == 1
 
 

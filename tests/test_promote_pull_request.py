@@ -1,170 +1,25 @@
 """Promotions into a protected branch through a pull request: the real bot over HTTP with the fake
 Slack, a real deploy repository (bare) whose `main` refuses pushes as GitHub does, the fake GitHub
-serving it, and the fake Argo CD deploying the merge."""
+serving it, and the fake Argo CD deploying the merge (the world: tests/promote_pr_support.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from bot.app import Runtime
-from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
-from sandbox.flux_git import make_deploy_repo
-from sandbox.github_fake import BOT_TOKEN, REVIEWER_TOKEN, FakeGitHub, Settle
-from sandbox.gitlab_fake import BOT_TOKEN as GITLAB_BOT_TOKEN
+from sandbox.github_fake import FakeGitHub, Settle
 from sandbox.gitlab_fake import FakeGitLab
 from sandbox.slack_api import FakeSlack
-from sandbox.slack_client import SlackSender
-from sandbox.slack_models import Message
-from tests.conftest import config_for, start_on_argocd
+from tests.promote_pr_support import REPO, World, git, github, world
 
-CHANNEL = "C0DEPLOYS"
-REPO = "example/deploy"
-PROD = "apps/api/prod/kustomization.yaml"
-KUSTOMIZATION = """\
-# {env} overlay: edited by gitops-bot promotions
-apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-images:
-  - name: registry.example.com/api
-    newTag: "{tag}"  # bumped by promotion
-"""
-
-
-def _git(*args: str, cwd: Path | None = None) -> str:
-    return subprocess.run(["git", *args], capture_output=True, text=True, check=True, cwd=cwd).stdout.strip()
-
-
-class World:
-    def __init__(
-        self, tmp: Path, slack: FakeSlack, github: FakeGitHub, gitlab: FakeGitLab | None = None
-    ) -> None:
-        self.tmp, self.slack, self.github, self.gitlab = tmp, slack, github, gitlab
-        files = {f"apps/api/{env}/kustomization.yaml": KUSTOMIZATION.format(env=env, tag=tag)
-                 for env, tag in (("dev", "1.4.3"), ("prod", "1.4.1"))}  # fmt: skip
-        self.bare, self.work = make_deploy_repo(tmp / "git", files)
-        self.base = self.head()
-        if gitlab is not None:
-            gitlab.add_project(REPO, self.bare)
-        else:
-            github.add_repo(REPO, self.bare)
-        self.argocd = FakeArgoCD(operation_seconds=0.2, tick=0.02).start()
-        for env in ("dev", "prod"):
-            self.argocd.add_app(f"api-{env}")
-        self.runtime: Runtime | None = None
-        self.sender: SlackSender | None = None
-
-    @contextmanager
-    def bot(self, *, repo_extra: str = "") -> Iterator[World]:
-        host = f"""    host: github
-    api_url: {self.github.api_url}
-    project: {REPO}
-    token_env: GITHUB_TOKEN
-    labels: [promotion]
-    reviewers: [reviewer]{repo_extra}"""
-        if self.gitlab is not None:
-            host = f"""    host: gitlab
-    api_url: {self.gitlab.api_url}
-    project: {REPO}
-    token_env: GITLAB_TOKEN
-    labels: [promotion]{repo_extra}"""
-        extra = f"""
-argocd:
-  - name: main
-    url: {self.argocd.base_url}
-    token_env: ARGOCD_TOKEN
-repositories:
-  - name: deploy
-    url: file://{self.bare}
-    mode: pull_request
-{host}
-git:
-  cache_dir: {self.tmp / "cache"}
-environments:
-  - name: dev
-  - name: prod
-    approvals_required: 1
-    approvers: {{users: [U0BOSS, U0CAROL]}}
-apps:
-  - name: api
-    environments:
-      dev: {{backend: argocd, name: api-dev, repository: deploy, path: apps/api/dev}}
-      prod: {{backend: argocd, name: api-prod, repository: deploy, path: apps/api/prod}}
-    promotion:
-      images: [registry.example.com/api]
-access:
-  grants:
-    - role: deployer
-      users: [U0ALICE, U0BOSS]
-"""
-        env = {"ARGOCD_TOKEN": JWT_TOKEN, "GITHUB_TOKEN": BOT_TOKEN, "GITHUB_APPROVE_TOKEN": REVIEWER_TOKEN,
-               "GITLAB_TOKEN": GITLAB_BOT_TOKEN}  # fmt: skip
-        loaded = config_for(self.tmp, self.slack, extra_yaml=extra, extra_env=env)
-        self.runtime, self.sender = start_on_argocd(loaded, self.slack)
-        try:
-            yield self
-        finally:
-            self.runtime.stop()
-
-    def say(self, text: str, user: str = "U0ALICE") -> None:
-        assert self.sender is not None
-        assert (
-            self.sender.slash(text, user_id=user, user_name=user.lower()[2:], channel_id=CHANNEL).status
-            == 200
-        )
-
-    def approve(self, card: Message, user: str = "U0BOSS") -> None:
-        assert self.sender is not None
-        self.sender.click(card, "promotion_approve", user_id=user, user_name=user.lower()[2:])
-
-    def card(self, needle: str, timeout: float = 30) -> Message:
-        def found(fake: FakeSlack) -> bool:
-            return any(needle in json.dumps(m.blocks) for m in fake.messages(CHANNEL))
-
-        self.slack.wait_for(found, timeout)
-        return next(m for m in self.slack.messages(CHANNEL) if needle in json.dumps(m.blocks))
-
-    def head(self, ref: str = "main") -> str:
-        return _git("--git-dir", str(self.bare), "rev-parse", ref)
-
-    def show(self, rev: str, path: str = PROD) -> str:
-        return _git("--git-dir", str(self.bare), "show", f"{rev}:{path}")
-
-    def actions(self) -> list[str]:
-        assert self.runtime is not None
-        return [r.action for r in self.runtime.deps.audit.recent(limit=100)]
-
-    def pr_head(self) -> str:
-        (pull,) = self.github.pulls(REPO)
-        return str(self.github.pull(REPO, pull.number)["head"]["sha"])
-
-
-@pytest.fixture
-def github() -> Iterator[FakeGitHub]:
-    with FakeGitHub(prefix="/api/v3") as fake:
-        yield fake
-
-
-@pytest.fixture
-def world(tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub) -> Iterator[World]:
-    w = World(tmp_path, fake_slack, github)
-    github.protect(REPO, "main")  # `git push` to main now fails with GH006
-    try:
-        yield w
-    finally:
-        w.argocd.stop()
+__all__ = ["github", "world"]  # the fixtures, imported for the tests here
 
 
 def _merged(w: World) -> None:
     """main's new head is GitHub's merge of the PR; nobody pushed to main."""
-    parents = _git("--git-dir", str(w.bare), "rev-list", "--parents", "-n", "1", "main").split()[1:]
+    parents = git("--git-dir", str(w.bare), "rev-list", "--parents", "-n", "1", "main").split()[1:]
     assert parents[0] == w.base  # the merge commit sits on the old head …
     assert len(parents) == 2  # … and brings in the PR's head: main was never pushed to directly
     assert 'newTag: "1.4.3"' in w.show("main")
@@ -189,9 +44,9 @@ def test_promotion_through_a_pull_request_merges_then_deploys(world: World) -> N
         w.card("Deploy: *Succeeded*")
         _merged(w)
         assert w.github.pull(REPO, pull.number)["merged"] is True
-        assert f"refs/heads/{pull.head_ref}" not in _git("--git-dir", str(w.bare), "for-each-ref")
+        assert f"refs/heads/{pull.head_ref}" not in git("--git-dir", str(w.bare), "for-each-ref")
         assert w.argocd.requests("/api/v1/applications/api-prod/sync")
-        merge = _git("--git-dir", str(w.bare), "log", "-1", "--format=%B", "main")
+        merge = git("--git-dir", str(w.bare), "log", "-1", "--format=%B", "main")
         assert "Approved-by: U0BOSS" in merge
         time.sleep(0.2)
         assert {"promotion.pr_opened", "promotion.merged", "promotion.committed"} <= set(w.actions())
@@ -244,7 +99,7 @@ def test_a_pull_request_closed_outside_slack_ends_the_request(world: World) -> N
         time.sleep(0.3)
         assert "promotion.closed" in w.actions()
         assert w.head() == w.base
-        assert f"refs/heads/{pull.head_ref}" not in _git("--git-dir", str(w.bare), "for-each-ref")
+        assert f"refs/heads/{pull.head_ref}" not in git("--git-dir", str(w.bare), "for-each-ref")
 
 
 def test_a_push_to_the_pull_request_branch_is_not_merged_and_asks_again(world: World) -> None:
@@ -253,12 +108,12 @@ def test_a_push_to_the_pull_request_branch_is_not_merged_and_asks_again(world: W
         card = w.card("PR #1")
         (pull,) = w.github.pulls(REPO)
         branch = pull.head_ref
-        _git("fetch", "-q", "origin", branch, cwd=w.work)
-        _git("checkout", "-q", "-b", "theirs", "FETCH_HEAD", cwd=w.work)
+        git("fetch", "-q", "origin", branch, cwd=w.work)
+        git("checkout", "-q", "-b", "theirs", "FETCH_HEAD", cwd=w.work)
         (w.work / "extra.txt").write_text("not approved\n")
-        _git("add", "extra.txt", cwd=w.work)
-        _git("commit", "-qm", "sneak in", cwd=w.work)
-        _git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=w.work)
+        git("add", "extra.txt", cwd=w.work)
+        git("commit", "-qm", "sneak in", cwd=w.work)
+        git("push", "-q", "origin", f"HEAD:refs/heads/{branch}", cwd=w.work)
         w.approve(card)
         again = w.card("Someone pushed")
         assert "promotion_approve" in json.dumps(again.blocks)
@@ -266,7 +121,7 @@ def test_a_push_to_the_pull_request_branch_is_not_merged_and_asks_again(world: W
         w.approve(again)
         w.card("Deploy: *Succeeded*")
         _merged(w)
-        assert "extra.txt" not in _git("--git-dir", str(w.bare), "ls-tree", "-r", "--name-only", "main")
+        assert "extra.txt" not in git("--git-dir", str(w.bare), "ls-tree", "-r", "--name-only", "main")
         assert len(w.github.pulls(REPO)) == 1
 
 

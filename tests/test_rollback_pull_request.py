@@ -137,6 +137,14 @@ access:
         self.protect()
         return bad
 
+    def rollback_held_by_check(self, *needles: str) -> str:
+        """A bad version deployed, `main` then requiring the check `ci`, the rollback confirmed: its
+        card waits for GitHub (and shows `needles`)."""
+        self.deployed_bad_version()
+        self.github.protect(REPO, "main", required_checks=("ci",))
+        self.confirm_rollback()
+        return self.channel("waiting for GitHub", *needles)
+
     def show(self, rev: str = "main", path: str = "apps/prod/deployment.yaml") -> str:
         return _git("--git-dir", str(self.bare), "show", f"{rev}:{path}")
 
@@ -150,15 +158,21 @@ def github() -> Iterator[FakeGitHub]:
         yield fake
 
 
-def _world(tmp_path: Path, slack: FakeSlack, github: FakeGitHub, gitlab: FakeGitLab | None = None) -> World:
-    return World(tmp_path, slack, github, gitlab)
+@pytest.fixture
+def world(tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub) -> Iterator[World]:
+    """A world on the fake GitHub; its fake Kubernetes stops after the test."""
+    w = World(tmp_path, fake_slack, github, None)
+    try:
+        yield w
+    finally:
+        w.k8s.stop()
 
 
 def test_a_flux_rollback_through_a_gitlab_merge_request(
     tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
 ) -> None:
     with FakeGitLab() as gitlab:
-        world = _world(tmp_path, fake_slack, github, gitlab)
+        world = World(tmp_path, fake_slack, github, gitlab)
         try:
             with world.bot() as w:
                 bad = w.deployed_bad_version()
@@ -185,114 +199,85 @@ def test_a_flux_rollback_through_a_gitlab_merge_request(
 
 
 def test_a_flux_rollback_through_a_github_pull_request_waits_for_its_check(
-    tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
+    world: World, github: FakeGitHub
 ) -> None:
-    world = _world(tmp_path, fake_slack, github)
-    try:
-        with world.bot() as w:
-            w.deployed_bad_version()
-            github.protect(REPO, "main", required_checks=("ci",))
-            w.confirm_rollback()
-            waiting = w.channel("waiting for GitHub")
-            assert "required check `ci` has not reported yet" in waiting
-            assert "replicas: 7" in w.show()  # nothing merged while the check is missing
-            (pull,) = github.pulls(REPO)
-            head = github.pull(REPO, pull.number)["head"]["sha"]
-            github.set_check(REPO, head, "ci", conclusion="success")
-            w.channel("Merged", "PR #1", "Succeeded")
-            assert "replicas: 2" in w.show()
-            assert github.pull(REPO, pull.number)["merged"] is True
-            assert len(w.parents()) == 2
-            body = github.pull(REPO, pull.number)["body"]
-            assert "alice" in body
-            assert "slack" in body.lower()
-        assert {"rollback.pr_opened", "rollback.waiting", "rollback.merged"} <= set(world.audit_actions)
-    finally:
-        world.k8s.stop()
+    with world.bot() as w:
+        waiting = w.rollback_held_by_check()
+        assert "required check `ci` has not reported yet" in waiting
+        assert "replicas: 7" in w.show()  # nothing merged while the check is missing
+        (pull,) = github.pulls(REPO)
+        head = github.pull(REPO, pull.number)["head"]["sha"]
+        github.set_check(REPO, head, "ci", conclusion="success")
+        w.channel("Merged", "PR #1", "Succeeded")
+        assert "replicas: 2" in w.show()
+        assert github.pull(REPO, pull.number)["merged"] is True
+        assert len(w.parents()) == 2
+        body = github.pull(REPO, pull.number)["body"]
+        assert "alice" in body
+        assert "slack" in body.lower()
+    assert {"rollback.pr_opened", "rollback.waiting", "rollback.merged"} <= set(world.audit_actions)
 
 
 def test_a_flux_rollback_waiting_for_its_check_is_picked_up_after_a_restart(
-    tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
+    world: World, github: FakeGitHub, fake_slack: FakeSlack
 ) -> None:
-    world = _world(tmp_path, fake_slack, github)
-    try:
-        with world.bot() as w:
-            w.deployed_bad_version()
-            github.protect(REPO, "main", required_checks=("ci",))
-            w.confirm_rollback()
-            w.channel("waiting for GitHub", "PR #1")
-        card = next(
-            m for m in fake_slack.messages(CHANNEL) if "waiting for GitHub" in m.text + json.dumps(m.blocks)
-        )
-        assert "Still running in GitHub example/deploy" in json.dumps(card.blocks)  # noted at the shutdown
-        first = world.rows
-        with world.bot() as w:
+    with world.bot() as w:
+        w.rollback_held_by_check("PR #1")
+    card = next(
+        m for m in fake_slack.messages(CHANNEL) if "waiting for GitHub" in m.text + json.dumps(m.blocks)
+    )
+    assert "Still running in GitHub example/deploy" in json.dumps(card.blocks)  # noted at the shutdown
+    first = world.rows
+    with world.bot() as w:
 
-            def waiting_again(_: object) -> bool:
-                shown = fake_slack.find_message(CHANNEL, card.ts)
-                text = json.dumps(shown.blocks) if shown is not None else ""
-                return "waiting for GitHub" in text and "Still running" not in text
+        def waiting_again(_: object) -> bool:
+            shown = fake_slack.find_message(CHANNEL, card.ts)
+            text = json.dumps(shown.blocks) if shown is not None else ""
+            return "waiting for GitHub" in text and "Still running" not in text
 
-            fake_slack.wait_for(waiting_again, 30)  # picked up: the card waits for the check again
-            assert "replicas: 7" in w.show()
-            (pull,) = github.pulls(REPO)
-            github.set_check(REPO, github.pull(REPO, pull.number)["head"]["sha"], "ci", conclusion="success")
-            w.channel("Merged", "PR #1", "Succeeded")
-            final = fake_slack.find_message(CHANNEL, card.ts)
-            assert final is not None
-            assert "Succeeded" in final.text + json.dumps(final.blocks)  # the same message ends it
-            assert "replicas: 2" in w.show()
-            assert github.pull(REPO, pull.number)["merged"] is True
-            merges = [r for r in github.requests() if r.method == "PUT" and r.path.endswith("/merge")]
-            assert len(merges) == 1
-        main = _git("--git-dir", str(world.bare), "rev-parse", "main")
-        assert main in str(world.k8s.object("kustomizations", "api")["status"])  # reconciled
-        (started,) = [r for r in first if r.action == "rollback_confirm" and r.outcome == "started"]
-        ends = [r for r in world.rows if r.request_id == started.id]
-        (ok,) = [r for r in ends if r.outcome == "ok"]  # one result row, from the runtime that took it up
-        assert "through PR #1" in ok.detail
-        assert [r.outcome for r in ends if r.outcome != "ok"] == ["unknown"]  # the shutdown's note
-        assert [r.action for r in world.rows].count("rollback.merged") == 1
-    finally:
-        world.k8s.stop()
+        fake_slack.wait_for(waiting_again, 30)  # picked up: the card waits for the check again
+        assert "replicas: 7" in w.show()
+        (pull,) = github.pulls(REPO)
+        github.set_check(REPO, github.pull(REPO, pull.number)["head"]["sha"], "ci", conclusion="success")
+        w.channel("Merged", "PR #1", "Succeeded")
+        final = fake_slack.find_message(CHANNEL, card.ts)
+        assert final is not None
+        assert "Succeeded" in final.text + json.dumps(final.blocks)  # the same message ends it
+        assert "replicas: 2" in w.show()
+        assert github.pull(REPO, pull.number)["merged"] is True
+        merges = [r for r in github.requests() if r.method == "PUT" and r.path.endswith("/merge")]
+        assert len(merges) == 1
+    main = _git("--git-dir", str(world.bare), "rev-parse", "main")
+    assert main in str(world.k8s.object("kustomizations", "api")["status"])  # reconciled
+    (started,) = [r for r in first if r.action == "rollback_confirm" and r.outcome == "started"]
+    ends = [r for r in world.rows if r.request_id == started.id]
+    (ok,) = [r for r in ends if r.outcome == "ok"]  # one result row, from the runtime that took it up
+    assert "through PR #1" in ok.detail
+    assert [r.outcome for r in ends if r.outcome != "ok"] == ["unknown"]  # the shutdown's note
+    assert [r.action for r in world.rows].count("rollback.merged") == 1
 
 
-def test_a_flux_rollback_pull_request_closed_outside_slack_says_so(
-    tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
-) -> None:
-    world = _world(tmp_path, fake_slack, github)
-    try:
-        with world.bot() as w:
-            w.deployed_bad_version()
-            github.protect(REPO, "main", required_checks=("ci",))
-            w.confirm_rollback()
-            w.channel("waiting for GitHub")
-            (pull,) = github.pulls(REPO)
-            github.close(REPO, pull.number)
-            w.channel("outside Slack", "did not happen")
-            assert "replicas: 7" in w.show()
-        assert "rollback.closed" in world.audit_actions
-        assert "rollback.merged" not in world.audit_actions
-    finally:
-        world.k8s.stop()
+def test_a_flux_rollback_pull_request_closed_outside_slack_says_so(world: World, github: FakeGitHub) -> None:
+    with world.bot() as w:
+        w.rollback_held_by_check()
+        (pull,) = github.pulls(REPO)
+        github.close(REPO, pull.number)
+        w.channel("outside Slack", "did not happen")
+        assert "replicas: 7" in w.show()
+    assert "rollback.closed" in world.audit_actions
+    assert "rollback.merged" not in world.audit_actions
 
 
-def test_auto_mode_switches_a_refused_rollback_to_a_pull_request(
-    tmp_path: Path, fake_slack: FakeSlack, github: FakeGitHub
-) -> None:
-    world = _world(tmp_path, fake_slack, github)
-    try:
-        with world.bot(mode="auto") as w:
-            w.deployed_bad_version()
-            w.confirm_rollback()
-            final = w.channel("Merged", "PR #1", "Succeeded")
-            assert "is protected (GH006" in final
-            assert "switched to a PR" in final
-            assert "replicas: 2" in w.show()
-        assert "rollback.protection_detected" in world.audit_actions
-        assert any("GH006" in d for d in world.details)
-    finally:
-        world.k8s.stop()
+def test_auto_mode_switches_a_refused_rollback_to_a_pull_request(world: World) -> None:
+    with world.bot(mode="auto") as w:
+        w.deployed_bad_version()
+        w.confirm_rollback()
+        final = w.channel("Merged", "PR #1", "Succeeded")
+        assert "is protected (GH006" in final
+        assert "switched to a PR" in final
+        assert "replicas: 2" in w.show()
+    assert "rollback.protection_detected" in world.audit_actions
+    assert any("GH006" in d for d in world.details)
 
 
 def test_the_change_request_steps_are_typed_events() -> None:

@@ -8,16 +8,15 @@ call sends `Authorization: Bearer`, `Accept: application/vnd.github+json` and th
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, Literal
 from urllib.parse import quote
 
-import httpx
 from pydantic import SecretStr
 
 from services.githost import github_convert as convert
 from services.githost import readiness as ready
+from services.githost.client import HostClient
 from services.githost.errors import (
     TWO_IDENTITIES_HINT,
     ApprovalRefused,
@@ -44,9 +43,6 @@ from services.githost.model import (
     Review,
 )
 from services.githost.raw import obj, text
-from services.githost.throttle import WriteGate
-from services.githost.transport import Transport
-from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +57,7 @@ def _ref(name: str) -> str:
     return quote(name, safe="/")
 
 
-def _bearer(token: SecretStr) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token.get_secret_value()}"}
-
-
-class GitHubClient:
+class GitHubClient(HostClient):
     """GitHub pull requests of one repository, as the bot's identity.
 
     `approve_token` is a second identity (a reviewer account): GitHub refuses an approving review
@@ -74,62 +66,25 @@ class GitHubClient:
     """
 
     kind: HostKind = "github"
+    _headers: ClassVar[Mapping[str, str]] = {
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": API_VERSION,
+    }
+    owner: str
+    _rules: dict[str, tuple[float, BranchProtection]]
 
-    def __init__(
-        self,
-        api_url: str,
-        repo: str,
-        token: SecretStr,
-        *,
-        approve_token: SecretStr | None = None,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-        metrics: Metrics | None = None,
-        gate: WriteGate | None = None,
-        max_tries: int = 3,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        owner, _, name = repo.partition("/")
+    def _bind(self, project: str | int) -> str:
+        owner, _, name = str(project).partition("/")
         if not owner or not name or "/" in name:
-            raise ValueError(f"GitHub repository must be `owner/name`, got {repo!r}")
-        self.project = repo
+            raise ValueError(f"GitHub repository must be `owner/name`, got {project!r}")
         self.owner = owner
-        secrets = [t.get_secret_value() for t in (token, approve_token) if t is not None]
-        self._t = Transport(
-            host="github",
-            api_url=api_url,
-            repo=repo,
-            auth_headers=_bearer(token),
-            extra_headers={"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": API_VERSION},
-            secrets=secrets,
-            timeout=timeout,
-            transport=transport,
-            metrics=metrics,
-            gate=gate,
-            max_tries=max_tries,
-            backoff=backoff,
-            sleep=sleep,
-            clock=clock,
-        )
-        self._approver = self._t.sharing(_bearer(approve_token), secrets) if approve_token else self._t
         self._path = f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
-        self._clock = clock
-        self._rules: dict[str, tuple[float, BranchProtection]] = {}
+        self._rules = {}
+        return f"{owner}/{name}"
 
-    def shutdown(self) -> None:
-        """Release the HTTP connections (`close(number)` closes a PR)."""
-        self._t.close()
-
-    def __enter__(self) -> GitHubClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-
-    def __repr__(self) -> str:
-        return f"GitHubClient({self._t.base!r}, {self.project!r})"
+    @staticmethod
+    def _auth(token: SecretStr) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token.get_secret_value()}"}
 
     # -- repository and branches (§4.1, §8) ------------------------------------------------------
 

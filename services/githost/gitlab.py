@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
+from typing import ClassVar
 from urllib.parse import quote
 
-import httpx
 from pydantic import SecretStr
 
 from services.githost import gitlab_convert as convert
 from services.githost import readiness as ready
+from services.githost.client import HostClient
 from services.githost.errors import (
     TWO_IDENTITIES_HINT,
     ApprovalRefused,
@@ -43,9 +43,6 @@ from services.githost.model import (
     Readiness,
 )
 from services.githost.raw import num, obj, objs, text
-from services.githost.throttle import WriteGate
-from services.githost.transport import Transport
-from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,67 +55,23 @@ def _seg(value: str) -> str:
     return quote(value, safe="")
 
 
-def _private(token: SecretStr) -> dict[str, str]:
-    return {"PRIVATE-TOKEN": token.get_secret_value()}
-
-
-class GitLabClient:
+class GitLabClient(HostClient):
     """GitLab merge requests of one project, as the bot's identity (`approve_token`: see §7 —
     the author may not approve its own MR when `merge_requests_author_approval` is off)."""
 
     kind: HostKind = "gitlab"
+    _headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
 
-    def __init__(
-        self,
-        api_url: str,
-        project: str | int,
-        token: SecretStr,
-        *,
-        approve_token: SecretStr | None = None,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-        metrics: Metrics | None = None,
-        gate: WriteGate | None = None,
-        max_tries: int = 3,
-        backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.project = str(project).strip("/")
-        if not self.project:
+    def _bind(self, project: str | int) -> str:
+        name = str(project).strip("/")
+        if not name:
             raise ValueError("GitLab project must be a numeric id or a `group/project` path")
-        secrets = [t.get_secret_value() for t in (token, approve_token) if t is not None]
-        self._t = Transport(
-            host="gitlab",
-            api_url=api_url,
-            repo=self.project,
-            auth_headers=_private(token),
-            extra_headers={"Accept": "application/json"},
-            secrets=secrets,
-            timeout=timeout,
-            transport=transport,
-            metrics=metrics,
-            gate=gate,
-            max_tries=max_tries,
-            backoff=backoff,
-            sleep=sleep,
-            clock=clock,
-        )
-        self._approver = self._t.sharing(_private(approve_token), secrets) if approve_token else self._t
-        self._path = f"/projects/{_seg(self.project)}"
+        self._path = f"/projects/{_seg(name)}"
+        return name
 
-    def shutdown(self) -> None:
-        """Release the HTTP connections (`close(iid)` closes an MR)."""
-        self._t.close()
-
-    def __enter__(self) -> GitLabClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-
-    def __repr__(self) -> str:
-        return f"GitLabClient({self._t.base!r}, {self.project!r})"
+    @staticmethod
+    def _auth(token: SecretStr) -> dict[str, str]:
+        return {"PRIVATE-TOKEN": token.get_secret_value()}
 
     def _mr(self, iid: int) -> str:
         return f"{self._path}/merge_requests/{iid}"
