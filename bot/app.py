@@ -10,6 +10,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -86,8 +87,9 @@ class SlackCredentialsRefused(StartupError):
 
 
 def process_identity() -> str:
-    """This process among every one that ever used the database (host, pid, start time)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}"
+    """This runtime among every one that ever used the database (host, pid, start time, and a
+    random part: two runtimes started in one process within a second must not pass for one)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time():.0f}:{uuid.uuid4().hex[:8]}"
 
 
 def version() -> str:

@@ -236,12 +236,12 @@ class PullRequests:
         missing = _missing(ctx, state.readiness)
         promoter.audit_step(promotion, "waiting", f"approved in Slack; waiting for {ctx.label}: "
                             + "; ".join(m.lstrip("• ") for m in missing.splitlines()))  # fmt: skip
-        conversation.update(_waiting_card(ctx, state))
-        if conversation.on_watch is not None:
+        if conversation.on_watch is not None:  # before the card says so: a restart must find it
             spec = {"kind": SPEC_KIND, "promotion": promotion.id, "who": ctx.who, "name": ctx.name,
                     "checks": ctx.checks, "what": f"{ctx.label} {ctx.host.project}",
                     "lead": ctx.lead}  # fmt: skip
             conversation.on_watch(spec)
+        conversation.update(_waiting_card(ctx, state))
         head = ctx.record.head_sha
 
         def done(last: HostState) -> None:

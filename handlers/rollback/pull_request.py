@@ -284,9 +284,9 @@ def _wait(job: _Rollback, state: _Reading, reservation: Reservation) -> Reply:
     missing = _missing(job, state.readiness)
     job.audit("waiting", f"{state.cr.ref}: waiting for {job.label}: "
               + "; ".join(m.lstrip("• ") for m in missing.splitlines()))  # fmt: skip
-    job.conversation.update(_waiting_card(job, state))
-    if job.conversation.on_watch is not None:  # a restart picks it up again (`resume`)
+    if job.conversation.on_watch is not None:  # a restart picks it up again (`resume`): before the card
         job.conversation.on_watch(_spec(job, state.cr.number))
+    job.conversation.update(_waiting_card(job, state))
     head = job.head
 
     def done(last: _Reading) -> None:
