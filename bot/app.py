@@ -40,6 +40,8 @@ from handlers.builtin import builtin_executors
 from handlers.deps import Deps, Executor
 from handlers.drift.executor import drift_executor
 from handlers.drift.job import DriftJob
+from handlers.feed.stats import stats_executor
+from handlers.feed.wiring import FeedJob, build_feed
 from handlers.follow import RENDERERS, RendererFactory
 from handlers.gitops.executor import gitops_executors
 from handlers.pipelines import follow as pipeline_follow
@@ -64,6 +66,7 @@ from services.extensions.context import PluginContext
 from services.extensions.events import audit_listener
 from services.extensions.manager import PluginFailed
 from services.git import RepoCache
+from services.feed.store import FeedStore
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
 from services.leader.election import Leadership, build_leadership, default_identity
@@ -135,6 +138,7 @@ class Runtime:
     promoter: Promoter | None = None
     drift: DriftJob | None = None
     pipeline_monitor: PipelineMonitor | None = None
+    feed: FeedJob | None = None
     leadership: Leadership | None = None
     repos: RepoCache | None = None  # its kept-open git processes end at stop
     renderers: Mapping[str, RendererFactory] = field(default_factory=lambda: dict(RENDERERS))
@@ -238,6 +242,8 @@ class Runtime:
             left = max(0.0, timeout - (time.monotonic() - began))
             finished = self.deps.ops.watcher.settle_reads(left) and finished
             self.deps.ops.watcher.stop()  # the operations go on; their requests are noted below
+        if self.feed is not None:
+            self.feed.stop()  # the cursors are in the database: the next leader resumes from them
         if self.leadership is not None:
             self.leadership.stop()
         self.server.stop()
@@ -323,6 +329,7 @@ def build_runtime(
         rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
         pipelines=built.pipelines,
         githosts=built.githosts,
+        feed=FeedStore(database),
     )
     try:
         loaded.extensions.configure(
@@ -351,6 +358,8 @@ def build_runtime(
     if built.backends:
         executors["promote"] = promote_executor(promoter)
     executors["drift"] = drift_executor(deps, built.incidents)
+    if built.backends:
+        executors["stats"] = stats_executor(deps)
     if built.pipelines is not None:
         executors["pipelines"] = pipelines_executor(deps, built.pipelines)
         executors["pipeline"] = pipeline_executor(deps, built.pipelines)
@@ -408,12 +417,15 @@ def build_runtime(
     drift_job = DriftJob(deps, app.client, built.incidents, leadership)
     monitor = PipelineMonitor(deps, app.client, leadership) if built.pipelines is not None else None
     pr_refresh = PullRequestRefresh(promoter, app.client, leadership) if pull_requests is not None else None
+    feed_job = build_feed(deps, app.client, leadership, built.ops) if built.backends else None
     scheduler = build_scheduler(
-        deps, app.client, drift=drift_job, promoter=promoter, pipeline_monitor=monitor, pr_refresh=pr_refresh
-    )
+        deps, app.client, drift=drift_job, promoter=promoter, pipeline_monitor=monitor, pr_refresh=pr_refresh,
+        feed=feed_job,
+    )  # fmt: skip
     runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
     runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership
     runtime.pipeline_monitor = monitor
+    runtime.feed = feed_job
     runtime.repos = built.repos
     runtime.renderers = {**RENDERERS, "promotion": promotion_renderer(promoter)}
     if pull_requests is not None:  # promotions waiting for their pull request, after a restart

@@ -1,28 +1,33 @@
 """Scheduler wiring: APScheduler in the background of the same process.
 
 Jobs: hold reminders, lock and promotion expiry, audit retention, the drift scan, the
-pipeline monitor and the refresh of promotion cards waiting on a pull request (all three
-leader-only inside their own `run`).
+pipeline monitor, the refresh of promotion cards waiting on a pull request, the deployment
+feed's supervisor and its weekly digest (leader-only inside their own `run` / `tick`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 
 from handlers.admin.reminders import expire_locks
 from handlers.deps import Deps
 from handlers.drift.job import DriftJob
+from handlers.feed.job import FeedJob
+from handlers.feed.stats import post_digest
 from handlers.pipelines.monitor import PipelineMonitor
 from handlers.promote.executor import Promoter, expire_promotions
 from handlers.promote.refresh import PullRequestRefresh
 from handlers.rollback.reminders import remind_holds
 
 log = logging.getLogger(__name__)
+FEED_TICK_SECONDS = 5.0  # how soon a new leader starts following
 
 
 def build_scheduler(
@@ -33,6 +38,7 @@ def build_scheduler(
     promoter: Promoter | None = None,
     pipeline_monitor: PipelineMonitor | None = None,
     pr_refresh: PullRequestRefresh | None = None,
+    feed: FeedJob | None = None,
     tick: timedelta = timedelta(minutes=1),
 ) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
@@ -81,6 +87,20 @@ def build_scheduler(
             seconds=deps.settings.git.pull_request_refresh.total_seconds(),
             id="promotion-pr-refresh",
         )
+    if feed is not None:
+        # Follows while this replica leads, stops when it does not; the first look is at once.
+        scheduler.add_job(
+            _safe(feed.tick, "deployment feed"), "interval", seconds=FEED_TICK_SECONDS, id="feed",
+            next_run_time=datetime.now(UTC),
+        )  # fmt: skip
+    schedule = deps.settings.feed.digest_schedule
+    if feed is not None and schedule is not None:
+        scheduler.add_job(
+            _safe(lambda: post_digest(deps, client, leadership=feed.leadership), "weekly digest"),
+            CronTrigger(day_of_week=schedule.day, hour=schedule.hour, minute=schedule.minute,
+                        timezone=ZoneInfo(schedule.timezone)),
+            id="feed-digest",
+        )  # fmt: skip
     days = deps.settings.audit.retention_days
     if days is not None:
         scheduler.add_job(

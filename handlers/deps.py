@@ -15,6 +15,7 @@ from services.access.locks import LockStore
 from services.access.ratelimit import RateLimiter
 from services.audit.trail import AuditStore
 from services.extensions.manager import Extensions
+from services.feed.store import FeedStore
 from services.githost import GitHost
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
@@ -48,3 +49,4 @@ class Deps:
     pipelines: PipelineRuns | None = None  # Tekton: the configured pipelines and their runs
     # Git host clients by repository name, for repositories whose changes go through a pull request
     githosts: Mapping[str, GitHost] = field(default_factory=dict)
+    feed: FeedStore | None = None  # the deploy history (`stats`) and the bot's own deploys (the feed)

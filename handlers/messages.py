@@ -37,6 +37,7 @@ NOT_AVAILABLE_NEEDS: dict[str, str] = {
     "audit": "audit queries from Slack (use the audit database meanwhile)",
     "pipelines": "a Tekton cluster (`tekton:` in the config)",
     "pipeline": "a Tekton cluster (`tekton:` in the config)",
+    "stats": "an Argo CD or Flux backend",
 }
 
 ERROR_USER = ":warning: {message}"

@@ -61,6 +61,13 @@ class Accepted:
             )  # fmt: skip
         except GitOpsBotError:
             log.warning("could not note the request's message", extra={"action": self.action})
+        if deps.feed is not None:
+            try:  # a deploy this request started links to this message in the feed
+                deps.feed.shown(self.correlation_id, channel=channel, ts=ts)
+            except GitOpsBotError:
+                log.warning(
+                    "could not note the request's message for the feed", extra={"action": self.action}
+                )
 
 
 def target_of(deps: Deps, ref: AppRef) -> str:

@@ -2,8 +2,9 @@
 
 Typical use: `with FakeArgoCD() as argocd:` then `argocd.add_app("web", project="shop")`, and point a
 client at `argocd.base_url` with `Authorization: Bearer <JWT_TOKEN>`. `push_revision` / `drift` /
-`set_health` / `fail_next_sync` / `forbid` change the world behind the API; `requests()` shows what the
-client sent; `fail_next` / `set_latency` / `go_down` simulate a bad network or proxy.
+`set_health` / `fail_next_sync` / `forbid` / `delete_app` change the world behind the API; `requests()`
+shows what the client sent; `fail_next` / `set_latency` / `go_down` simulate a bad network or proxy;
+`cut_streams` / `refuse_streams` / `stream_error` do the same to the watch stream (argocd_stream).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sandbox.argocd_http import RebindableServer
 from sandbox.argocd_routes import ArgoApi
 from sandbox.argocd_schema import BodySchema
 from sandbox.argocd_state import AppRecord, InjectedFailure, Store
+from sandbox.argocd_stream import KEEPALIVE_SECONDS, StreamHub, error_event
 
 __all__ = ["JWT_TOKEN", "FakeArgoCD", "RecordedRequest", "Upstream"]
 
@@ -47,9 +49,13 @@ class FakeArgoCD:
         operation_seconds: float = 0.3,
         tick: float = 0.05,
         clock: Callable[[], float] = time.time,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._store = Store(clock)
-        self._api = ArgoApi(self._store, BodySchema.load(), token=token, version=version)
+        self._streams = StreamHub(self._store, keepalive_seconds=keepalive_seconds)
+        self._api = ArgoApi(
+            self._store, BodySchema.load(), token=token, version=version, streams=self._streams
+        )
         self._controller = Controller(self._store, operation_seconds=operation_seconds, tick=tick)
         self._faults = Faults(self._api.handle)
         self._server = RebindableServer(self._faults)
@@ -64,6 +70,7 @@ class FakeArgoCD:
     def stop(self) -> None:
         self._controller.stop()
         self._server.down()
+        self._streams.end_all(abrupt=True)  # their sockets are gone; free the handler threads
 
     def __enter__(self) -> FakeArgoCD:
         return self.start()
@@ -80,6 +87,7 @@ class FakeArgoCD:
     def go_down(self) -> None:
         """Close the listening socket and open connections: clients get connection refused."""
         self._server.down()
+        self._streams.end_all(abrupt=True)
 
     def come_up(self) -> None:
         """Listen again on the same port; apps and history are kept."""
@@ -186,6 +194,12 @@ class FakeArgoCD:
         with self._store.lock:
             self._record(name).forbidden = True
 
+    def delete_app(self, name: str) -> None:
+        """The Application is gone (as after `argocd app delete`): open watches get DELETED."""
+        with self._store.lock:
+            self._record(name)
+            self._store.remove(name)
+
     def app(self, name: str) -> dict[str, Any]:
         with self._store.lock:
             copied: dict[str, Any] = json.loads(self._record(name).encoded())
@@ -228,3 +242,30 @@ class FakeArgoCD:
         """Every response waits this long first; with `path`, only requests for exactly that path
         (e.g. `/api/v1/applications/web-prod`: one app answering slowly)."""
         self._faults.set_latency(seconds, path=path)
+
+    # -- the watch stream ---------------------------------------------------------------------------
+
+    @property
+    def keepalive_seconds(self) -> float:
+        """The SSE keep-alive period (`:` comment lines); applies to streams opened afterwards."""
+        return self._streams.keepalive_seconds
+
+    @keepalive_seconds.setter
+    def keepalive_seconds(self, seconds: float) -> None:
+        self._streams.keepalive_seconds = seconds
+
+    def open_streams(self) -> int:
+        return self._streams.count()
+
+    def cut_streams(self, *, abrupt: bool = False) -> None:
+        """End every open stream now, as a proxy dropping it: the body ends (`abrupt`: the connection
+        closes mid-body instead, which httpx reports as a protocol error)."""
+        self._streams.end_all(abrupt=abrupt)
+
+    def refuse_streams(self, refuse: bool = True) -> None:
+        """The stream endpoint answers 404 (an old Argo CD behind a proxy that does not route it)."""
+        self._streams.refusing = refuse
+
+    def stream_error(self, message: str = "permission denied", http_code: int = 403) -> None:
+        """Every open stream gets grpc-gateway's mid-stream error object, then ends."""
+        self._streams.end_all(error=error_event(message, http_code))

@@ -8,7 +8,7 @@ parameters (Argo CD uses `projects=a&projects=b`) and only routes GET and POST.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from sandbox.http_server import HttpServer, Request
@@ -22,6 +22,7 @@ class Reply:
     body: bytes
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+    chunks: Iterator[bytes] | None = None  # a streamed body (watches, event streams): see http_server
 
 
 Handler = Callable[[Request], Reply]

@@ -28,6 +28,7 @@ from sandbox.argocd_live import managed_resources, resource_tree
 from sandbox.argocd_schema import BodySchema
 from sandbox.argocd_selector import SelectorError, parse_selector
 from sandbox.argocd_state import USERNAME, AppRecord, Store
+from sandbox.argocd_stream import StreamHub
 
 REFRESH_TIMEOUT = 60.0
 _APP = r"/api/v1/applications/(?P<name>[^/]+)"
@@ -62,8 +63,11 @@ def _cookie_token(request: Request) -> str:
 class ArgoApi:
     """Turns a Request into a Reply the way argocd-server's HTTP stack does."""
 
-    def __init__(self, store: Store, schema: BodySchema, *, token: str, version: str) -> None:
+    def __init__(
+        self, store: Store, schema: BodySchema, *, token: str, version: str, streams: StreamHub
+    ) -> None:
         self._store = store
+        self._streams = streams
         self._schema = schema
         self._token = token
         self._version = version
@@ -71,6 +75,8 @@ class ArgoApi:
             ("GET", re.compile(r"/api/version"), self._version_info, False),
             ("GET", re.compile(r"/api/v1/session/userinfo"), self._userinfo, False),
             ("GET", re.compile(r"/api/v1/applications"), self._list, True),
+            # Authenticated inside: a refusing proxy answers 404 before Argo CD sees the token.
+            ("GET", re.compile(r"/api/v1/stream/applications"), self._watch, False),
             ("GET", re.compile(_APP), self._get, True),
             ("PATCH", re.compile(_APP), lambda r, n: actions.patch(store, schema, r.body, n), True),
             ("POST", re.compile(_APP + "/sync"), lambda r, n: actions.sync(store, schema, r.body, n), True),
@@ -188,6 +194,13 @@ class ArgoApi:
                 project = list_projector(*fields)
                 items = b",".join(json.dumps(project(r.app), separators=(",", ":")).encode() for r in picked)
         return Reply(200, b'{"metadata":' + list_meta + b',"items":[' + items + b"]}")
+
+    def _watch(self, request: Request, _: str) -> Reply:
+        refused = self._streams.refused()
+        if refused is not None:
+            return refused
+        self._authenticate(request)
+        return self._streams.open(request)
 
     def _scoped(self, request: Request, name: str) -> AppRecord:
         projects = request.query.get("project", []) + request.query.get("projects", [])

@@ -15,6 +15,7 @@ from sandbox.argocd_live import images, resource_statuses
 CONTROL_PLANE_NAMESPACE = "argocd"
 USERNAME = "gitops-bot"
 DEFAULT_HISTORY_LIMIT = 10
+ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"  # watch event types
 
 
 RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
@@ -101,6 +102,8 @@ class Store:
         self.changed = threading.Condition(self.lock)
         self.records: dict[str, AppRecord] = {}
         self.pending: set[str] = set()  # apps the controller must look at
+        # Called with the lock held on every change (kind, record): the watch streams' feed.
+        self.listeners: list[Callable[[str, AppRecord], None]] = []
         self._resource_version = 1000
 
     def now(self) -> str:
@@ -115,12 +118,27 @@ class Store:
         return str(self._resource_version)
 
     def touch(self, record: AppRecord, *, wake_controller: bool = False) -> None:
-        """Record a change: new resourceVersion, drop the cached JSON, wake waiters."""
+        """Record a change: new resourceVersion, drop the cached JSON, wake waiters and watches."""
+        # A record not yet in `records` is being created (new_record touches it before add_app stores it).
+        kind = MODIFIED if self.records.get(record.name) is record else ADDED
         record.app["metadata"]["resourceVersion"] = str(self.next_resource_version())
         record.cache = None
         if wake_controller:
             self.pending.add(record.name)
         self.changed.notify_all()
+        for listener in self.listeners:
+            listener(kind, record)
+
+    def remove(self, name: str) -> AppRecord:
+        """Delete an app (KeyError when absent); watches get DELETED with a new resourceVersion."""
+        record = self.records.pop(name)
+        self.pending.discard(name)
+        record.app["metadata"]["resourceVersion"] = str(self.next_resource_version())
+        record.cache = None
+        self.changed.notify_all()
+        for listener in self.listeners:
+            listener(DELETED, record)
+        return record
 
     def recompute(self, record: AppRecord) -> None:
         """Derive sync status, per-resource rows, images and health from git head vs live."""

@@ -66,6 +66,7 @@ class FakeKubernetes:
         return self
 
     def stop(self) -> None:
+        self._cluster.cut_watches()  # a watch without bookmarks would only notice at its next write
         self._controller.stop()
         self._server.down()
 
@@ -315,7 +316,19 @@ class FakeKubernetes:
 
     def go_down(self) -> None:
         """Close the listening socket and open connections: clients get connection refused."""
+        self._cluster.cut_watches()
         self._server.down()
+
+    def cut_watches(self) -> None:
+        """End every open watch now (a proxy dropping the connection); clients resume from their rv."""
+        self._cluster.cut_watches()
+
+    def compact(self) -> None:
+        """Forget the change history: the next watch from an older resourceVersion gets 410 Expired."""
+        self._cluster.compact()
+
+    def open_watches(self) -> int:
+        return self._cluster.open_watches()
 
     def come_up(self) -> None:
         """Listen again on the same port; objects and controllers carry on."""

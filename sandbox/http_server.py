@@ -5,7 +5,8 @@ Two settings differ between fakes. `raw_path`: the Git host fakes need the path 
 addresses a project by its URL-encoded path, `group%2Fsub%2Fproject`, a branch with `/` in it too;
 `Request.segments` splits first and then unquotes), Argo CD and Kubernetes want it unquoted.
 `head`: only the Argo CD side answers HEAD (without a body); elsewhere HEAD gets the stdlib's 501.
-Each fake keeps its own `Reply` (content type, crash answer), read through the `Answer` protocol.
+Each fake keeps its own `Reply` (content type, crash answer), read through the `Answer` protocol; a
+reply with `chunks` (an iterator of bytes) is streamed with chunked encoding (watches, event streams).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import socket
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -128,6 +129,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             reply = owner.handler(request)
         except Exception as exc:  # a fake must answer, never hang the client
             reply = owner.crashed(exc)
+        chunks: Iterator[bytes] | None = getattr(reply, "chunks", None)
+        if chunks is not None:
+            self._stream(reply, chunks)
+            return
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
@@ -136,6 +141,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(reply.body)
+
+    def _stream(self, reply: Answer, chunks: Iterator[bytes]) -> None:
+        """A reply that goes on (a watch, an event stream): chunked, each chunk flushed as it comes,
+        until the fake's iterator ends or the client goes away (down() cuts the socket too)."""
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True  # the client left, or the fake was taken down
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # a generator's `finally` unregisters its stream
 
 
 class _HeadRequestHandler(_RequestHandler):

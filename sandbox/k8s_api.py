@@ -1,10 +1,10 @@
-"""The fake Kubernetes API server's HTTP surface: bearer auth, routing, discovery, GET and LIST.
+"""The fake Kubernetes API server's HTTP surface: bearer auth, routing, discovery, GET, LIST and WATCH.
 
-Writes are in `k8s_write` (PATCH). Only GET (one, list) and PATCH exist on resources, as the bot needs
-no more: other verbs answer 405 MethodNotAllowed and `?watch=true` 400 BadRequest. Leases (leader
-election, served with `leases=True`) also take POST and PUT: see `k8s_leases`. Types a fake lists in
-`Cluster.creatable` (Tekton's) take POST (`k8s_create`); `Cluster.subresources` serves extra GET
-subresources such as pods/log.
+Writes are in `k8s_write` (PATCH). Only GET (one, list, and `?watch=true` on a list path: streamed by
+`k8s_watch`) and PATCH exist on resources, as the bot needs no more: other verbs answer 405
+MethodNotAllowed. Leases (leader election, served with `leases=True`) also take POST and PUT: see
+`k8s_leases`. Types a fake lists in `Cluster.creatable` (Tekton's) take POST (`k8s_create`);
+`Cluster.subresources` serves extra GET subresources such as pods/log.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sandbox import k8s_create, k8s_leases, k8s_write
+from sandbox import k8s_create, k8s_leases, k8s_watch, k8s_write
 from sandbox import k8s_status as status
 from sandbox.argocd_http import Reply, Request
 from sandbox.k8s_cluster import EVENT, Cluster
@@ -169,8 +169,8 @@ class KubeApi:
         watching = request.first("watch").lower() in ("true", "1")
         self._authorize("watch" if watching else "list", target)
         match = list_filter(request.query, EVENT_FIELDS if rtype is EVENT else DEFAULT_FIELDS)
-        if watching:  # no streaming responses in this server; the bot polls
-            raise status.bad_request("the sandbox API server does not support watch; list and poll instead")
+        if watching:
+            return k8s_watch.serve(self._cluster, request, rtype, target.version, target.namespace, match)
         limit = _int_param(request.first("limit", "0"), "limit")
         start = _continue_key(request.first("continue"))
         cluster = self._cluster

@@ -18,6 +18,8 @@ Admission = Callable[[ResourceType, str, dict[str, Any] | None, dict[str, Any]],
 SubresourceHandler = Callable[[Request, str, str], Reply]  # (request, namespace, name), e.g. pods/log
 EVENT = ResourceType(group="", kind="Event", plural="events", singular="event", short_names=("ev",))
 MAX_EVENTS = 5000  # the real API server expires Events after an hour; the fake keeps the newest
+BOOKMARK_SECONDS = 60.0  # kube-apiserver sends a watch bookmark about once a minute
+WATCH_TIMEOUT_SECONDS = 1800.0  # a watch without timeoutSeconds: the real --min-request-timeout
 
 
 class Cluster:
@@ -41,6 +43,9 @@ class Cluster:
         self._event_keys: dict[Key, tuple[str, ...]] = {}
         self._event_order: deque[Key] = deque()
         self._event_seq = 0
+        # Watch knobs (`sandbox.k8s_watch`), read when a stream starts: tests and benchmarks shorten them.
+        self.bookmark_seconds = BOOKMARK_SECONDS
+        self.watch_timeout_seconds = WATCH_TIMEOUT_SECONDS
         registry.register(EVENT, ["v1"], None)
 
     # -- RBAC ------------------------------------------------------------------------------------------
@@ -61,6 +66,22 @@ class Cluster:
                 if denied_verb == verb and denied_plural == plural and scoped:
                     return False
             return True
+
+    # -- watches (test hooks) ---------------------------------------------------------------------------
+
+    def compact(self) -> None:
+        """Drop the change history, as etcd compaction does: a watch from an older rv gets 410 Expired."""
+        with self.store.lock:
+            self.store.history.compact(self.store.resource_version)
+
+    def cut_watches(self) -> None:
+        """End every open watch now (the client sees its body end, as when a proxy drops it)."""
+        with self.store.lock:
+            self.store.history.cut()
+
+    def open_watches(self) -> int:
+        with self.store.lock:
+            return self.store.history.open_count()
 
     # -- serving ---------------------------------------------------------------------------------------
 

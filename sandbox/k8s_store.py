@@ -1,7 +1,9 @@
 """The fake API server's object store: copy-on-write objects, resourceVersions, a JSON cache per version.
 
 A committed object dict is never mutated again (writers build a new dict), so readers and the
-per-version JSON cache can share it without copying. Callers hold `lock` around every call.
+per-version JSON cache can share it without copying. Callers hold `lock` around every call. Every
+create/commit/delete (whatever `notify` says: that flag is for the fake controllers) goes to `history`,
+which feeds the open watches and lets them resume (`sandbox.k8s_watch`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.k8s_history import HISTORY_LIMIT, History
 from sandbox.k8s_registry import ResourceType
 
 Key = tuple[str, str, str]  # plural, namespace, name
@@ -37,12 +40,13 @@ class Entry:
 
 
 class Store:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time, *, history_limit: int = HISTORY_LIMIT) -> None:
         self.clock = clock
         self.lock = threading.RLock()
         self.dirty: set[Key] = set()  # objects written by clients or fixtures since the controller looked
         self._objects: dict[str, dict[tuple[str, str], Entry]] = {}
         self._rv = 1000
+        self.history = History(self._rv, limit=history_limit)
 
     @property
     def resource_version(self) -> int:
@@ -74,6 +78,7 @@ class Store:
             meta["generation"] = 1
         entry = Entry(rtype, {**obj, "metadata": meta})
         bucket[(namespace, meta["name"])] = entry
+        self._record("ADDED", entry, None)
         if notify:
             self.dirty.add(entry.key)
         return entry
@@ -85,8 +90,10 @@ class Store:
         meta["resourceVersion"] = str(self._rv)
         if spec_changed:
             meta["generation"] = int(entry.obj["metadata"].get("generation", 1)) + 1
+        old = entry.obj
         entry.obj = {**obj, "metadata": meta}
         entry.cache = {}
+        self._record("MODIFIED", entry, old)
         if notify:
             self.dirty.add(entry.key)
 
@@ -102,6 +109,12 @@ class Store:
         meta = {**entry.obj["metadata"], "resourceVersion": str(self._rv)}
         entry.obj = {**entry.obj, "metadata": meta}
         entry.cache = {}
+        self._record("DELETED", entry, None)
+
+    def _record(self, type_: str, entry: Entry, old: dict[str, Any] | None) -> None:
+        # The snapshot shares the live entry's JSON cache until the next write replaces that dict,
+        # so LIST and every watch encode a version of the object once.
+        self.history.record(type_, self._rv, Entry(entry.rtype, entry.obj, entry.cache), old)
 
     def encoded(self, entry: Entry, api_version: str, convert: Converter | None = None) -> bytes:
         """The object as served in `api_version`; `convert` turns the stored shape into that version's."""

@@ -228,9 +228,17 @@ class FakeOCIRegistry:
             return Reply(404, b"404 page not found\n", content_type="text/plain; charset=utf-8")
         return self._manifest(request, found["name"], found["reference"])
 
-    def _reply(self, status: int, body: bytes, headers: Mapping[str, str] | None = None, **kw: str) -> Reply:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        headers: Mapping[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> Reply:
         every = {"Docker-Distribution-API-Version": "registry/2.0", **(headers or {})}
-        return Reply(status, body, headers=every, **kw)
+        if content_type is None:
+            return Reply(status, body, headers=every)
+        return Reply(status, body, content_type=content_type, headers=every)
 
     def _manifest(self, request: Request, name: str, reference: str) -> Reply:
         if not _NAME.match(name):

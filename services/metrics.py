@@ -66,6 +66,26 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.deployments = Counter(
+            "gitops_bot_deployments",
+            "Deploys the feed found, by app, environment and result (succeeded / failed)",
+            ["app", "env", "result"],
+            registry=self.registry,
+        )
+        self.lead_time = Histogram(
+            "gitops_bot_lead_time_seconds",
+            "Lead time for changes: the deployed commit's time to the deploy's end",
+            ["app", "env"],
+            # an hour, a day, a week, a month: DORA's band edges, with finer steps below an hour
+            buckets=(300, 900, 1800, 3600, 4 * 3600, 86400, 3 * 86400, 7 * 86400, 30 * 86400, 180 * 86400),
+            registry=self.registry,
+        )
+
+    def observe_deploy(self, app: str, env: str, result: str, lead_time: float | None) -> None:
+        self.deployments.labels(app, env, result).inc()
+        if lead_time is not None and lead_time >= 0:
+            self.lead_time.labels(app, env).observe(lead_time)
+
     def observe_command(self, subcommand: str, outcome: str) -> None:
         self.commands.labels(subcommand=subcommand, outcome=outcome).inc()
 

@@ -48,6 +48,9 @@ class GitOpsService:
         self.batch_concurrency = batch_concurrency
         self._lock = threading.Lock()
         self._versions: dict[str, str] = {}
+        # Told of every sync / rollback the bot starts (the deployment feed links those deploys to
+        # the request's message instead of announcing them again); never allowed to fail a start.
+        self.on_started: Callable[[AppRef, str | None], None] | None = None
 
     def versions(self) -> dict[str, str]:
         """Each backend's server version (fetched once, then cached by the backend)."""
@@ -119,7 +122,18 @@ class GitOpsService:
 
     def start_sync(self, ref: AppRef, request: SyncRequest) -> AppStatus:
         """Ask for the sync; returns at once. Refusals (in progress, denied) raise before anything runs."""
-        return self.resolver.backend(ref).sync(ref, request)
+        started = self.resolver.backend(ref).sync(ref, request)
+        if not request.dry_run:
+            self._started(started.ref, request.initiated_by)
+        return started
+
+    def _started(self, ref: AppRef, initiated_by: str | None) -> None:
+        if self.on_started is None:
+            return
+        try:
+            self.on_started(ref, initiated_by)
+        except Exception:  # decoration of the feed: the operation is already under way
+            log.warning("could not note a deploy the bot started", exc_info=True)
 
     def follow(
         self,
@@ -154,7 +168,9 @@ class GitOpsService:
         return self.resolver.backend(ref).plan_rollback(ref, to)
 
     def start_rollback(self, plan: RollbackPlan, *, initiated_by: str) -> AppStatus:
-        return self.resolver.backend(plan.ref).rollback(plan, initiated_by=initiated_by)
+        started = self.resolver.backend(plan.ref).rollback(plan, initiated_by=initiated_by)
+        self._started(started.ref, initiated_by)
+        return started
 
     def disable_autosync_for_rollback(self, plan: RollbackPlan, *, user: str, channel: str) -> Hold:
         """Turn auto-sync off and record a hold (with the policy to restore) before rolling back."""

@@ -33,6 +33,7 @@ SUBCOMMAND_NAMES: tuple[str, ...] = (
     "audit",
     "pipelines",
     "pipeline",
+    "stats",
     "whoami",
 )
 # Also every action name the audit trail records for buttons and the bot's own rows, so
@@ -43,7 +44,7 @@ RECORDED_ACTIONS: tuple[str, ...] = (
     "drift_snooze_24h", "drift_ack", "audit_more", "pipeline_start", "pipeline_dismiss", "click",
     "invalid", "shutdown", "replay",
     "drift.opened", "drift.resolved", "lock.expired", "promotion.expired", "promotion.requested",
-    "promotion.approved", "promotion.committed", "notify",
+    "promotion.approved", "promotion.committed", "notify", "pipeline.failed", "deploy.completed",
 )  # fmt: skip
 ACTION_NAMES: tuple[str, ...] = (
     *SUBCOMMAND_NAMES,

@@ -17,7 +17,7 @@ from services.access.policy import GROUPS_DOWN_REASON, AccessPolicy, CachedGroup
 from services.errors import BackendUnavailable, PermissionDenied
 from services.settings.model import ACTIONS, Settings
 
-READ = {"help", "status", "diff", "history", "drift", "audit", "whoami", "pipelines"}
+READ = {"help", "status", "diff", "history", "drift", "audit", "whoami", "pipelines", "stats"}
 
 
 class FakeGroups:
@@ -85,8 +85,7 @@ MATRIX_ACCESS = {
         {"role": "releaser", "users": ["URELEASER"], "environments": ["prod"]},
     ],
 }
-# Each cell is (dev, prod): Y allowed, - denied. deployer and releaser are granted in prod only.
-# `force` means `sync --force`. help and whoami are open to everyone so a refused user can find out why.
+# Cells are (dev, prod): Y allowed, - denied; deployer, releaser: prod only; `force` = `sync --force`.
 MATRIX = """
 action          viewer deployer approver admin releaser none
 help            YY     YY       YY       YY    YY       YY
@@ -107,6 +106,7 @@ approve         --     --       YY       YY    --       --
 pipelines       YY     -Y       YY       YY    --       --
 pipeline_run    --     -Y       --       YY    --       --
 pipeline_cancel --     -Y       --       YY    --       --
+stats           YY     -Y       YY       YY    --       --
 force           --     --       --       YY    --       --
 """
 

@@ -246,7 +246,8 @@ def test_dash_autocorrected_by_slack_still_reads_as_a_flag() -> None:
 def test_unknown_subcommand_suggests_nearest() -> None:
     err = refused("stauts web")
     assert err.message == "Unknown subcommand `stauts`"
-    assert err.hint == "Did you mean `status`? Try `/gitops help`."
+    assert err.hint == "Did you mean `stats` or `status`? Try `/gitops help`."  # both one edit away
+    assert refused("sycn web").hint == "Did you mean `sync`? Try `/gitops help`."
 
 
 def test_unknown_subcommand_without_near_match_lists_all() -> None:
@@ -259,7 +260,7 @@ def test_unknown_subcommand_without_near_match_lists_all() -> None:
 def test_help_with_unknown_topic_suggests_too() -> None:
     err = refused("help stauts")
     assert err.message == "Unknown subcommand `stauts`"
-    assert err.hint == "Did you mean `status`? Try `/gitops help`."
+    assert err.hint == "Did you mean `stats` or `status`? Try `/gitops help`."
 
 
 def test_unknown_flag_suggests_closest_flag_of_this_subcommand() -> None:

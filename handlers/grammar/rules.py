@@ -29,9 +29,9 @@ def lookup_subcommand(word: str) -> str:
     name = word.lower()
     if name in SUBCOMMANDS:
         return name
-    close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
+    close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=2)  # `stauts`: stats or status
     if close:
-        hint = f"Did you mean `{close[0]}`? Try `/gitops help`."
+        hint = f"Did you mean {' or '.join(f'`{c}`' for c in close)}? Try `/gitops help`."
     else:
         hint = "Subcommands: " + ", ".join(f"`{n}`" for n in SUBCOMMANDS) + ". Try `/gitops help`."
     raise UserError(f"Unknown subcommand {validation.display_value(word)}", hint=hint)

@@ -284,6 +284,20 @@ _SPECS: tuple[SubcommandSpec, ...] = (
         action="pipeline_run",
     ),
     SubcommandSpec(
+        name="stats",
+        summary="Delivery figures (DORA's four keys) from the deploys the feed saw, with a chart.",
+        usage="stats [APP] [--env ENV] [--since 30d]",
+        positionals=(_APP_OPT,),
+        flags=(
+            _flag("--env", "Only this environment.", "ENV"),
+            _flag("--since", "How far back: a duration like `30d` or a date like `2026-11-01`.", "WHEN"),
+        ),
+        examples=("/gitops stats", "/gitops stats web --env prod --since 90d"),
+        details="Deployment frequency, lead time for changes, change failure rate and time to restore,\n"
+        "each with its DORA performance band, and a chart of deploys per day and lead time.",
+        mutating=False,
+    ),
+    SubcommandSpec(
         name="whoami",
         summary="Show who the bot thinks you are and what you may do.",
         usage="whoami",

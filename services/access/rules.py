@@ -13,7 +13,7 @@ from services.settings.model import ACTIONS, BUILTIN_ROLES, Settings
 
 FORCE = "force"  # a capability, not a subcommand: passing `--force` past a lock or confirmation
 READ_ACTIONS: frozenset[str] = frozenset(
-    {"help", "status", "diff", "history", "drift", "audit", "whoami", "pipelines"}
+    {"help", "status", "diff", "history", "drift", "audit", "whoami", "pipelines", "stats"}
 )
 # Tekton (issue 16): starting and cancelling a PipelineRun. Actions before their subcommands exist,
 # so roles and grants can name them now; `pipelines` (listing runs) is a read action above.

@@ -275,6 +275,10 @@ class ArgoCDBackend:
                 self._metadata.popitem(last=False)
         return meta
 
+    def revision_metadata(self, ref: AppRef, revision: str) -> RevisionMetadataPayload | None:
+        """A commit's author, date and message (cached); None where Argo CD has none."""
+        return self._revision_metadata(ref, revision)
+
     def _entry(self, ref: AppRef, raw: HistoryPayload, *, current: bool) -> HistoryEntry:
         meta = self._revision_metadata(ref, convert.history_revision(raw))
         return convert.history_entry(raw, current=current, meta=meta)

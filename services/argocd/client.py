@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Literal, cast
 from urllib.parse import quote
 
 import httpx
 
+from services.argocd.errors import classify
 from services.argocd.payloads import (
     ApplicationListPayload,
     ApplicationPayload,
@@ -140,6 +142,21 @@ class ArgoCDClient:
             params.append(("fields", ",".join(fields)))
         return cast(ApplicationListPayload, self._call("list", "GET", "/api/v1/applications", params))
 
+    @contextmanager
+    def stream_apps(
+        self, *, fields: Sequence[str] | None = None, resource_version: str | None = None, idle: float = 60.0
+    ) -> Iterator[Iterator[dict[str, object]]]:
+        """`GET /api/v1/stream/applications`: each event's `result` ({type, application}) as it
+        comes; an `error` object in the stream raises. The stream ends only when the server or a
+        proxy drops it (the caller reconnects)."""
+        params: Params = []
+        if resource_version:
+            params.append(("resourceVersion", resource_version))
+        if fields is not None:
+            params.append(("fields", ",".join(fields)))
+        with self._t.stream("stream", "/api/v1/stream/applications", params, idle=idle) as lines:
+            yield _events(lines)
+
     def get_app(
         self,
         name: str,
@@ -221,3 +238,28 @@ class ArgoCDClient:
 
 
 __all__ = ["ANNOTATION_FIELD", "DEFAULT_LIST_FIELDS", "NAME_FIELDS", "USER_AGENT", "ArgoCDClient", "Refresh"]
+
+
+def _events(lines: Iterator[str]) -> Iterator[dict[str, object]]:
+    """Server-sent events (`data: {...}`, keep-alive `:` comments) or newline-delimited JSON."""
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith(":"):
+            continue
+        if text.startswith("data:"):
+            text = text[5:].strip()
+        try:
+            event = json.loads(text)
+        except ValueError:
+            continue  # a partial line from a proxy: the next event carries the state again
+        if not isinstance(event, dict):
+            continue
+        error = event.get("error")
+        if error is not None:
+            message = error.get("message") if isinstance(error, dict) else error
+            code = error.get("http_code") if isinstance(error, dict) else None
+            raise classify(int(code) if isinstance(code, int) else 500, json.dumps({"message": message}),
+                           operation="stream")  # fmt: skip
+        result = event.get("result")
+        if isinstance(result, dict):
+            yield result

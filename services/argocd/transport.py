@@ -145,6 +145,25 @@ class Transport:
             return self._decode(operation, response)
         raise AssertionError("unreachable: the last try returns or raises")  # pragma: no cover
 
+    @contextmanager
+    def stream(self, operation: str, path: str, params: Params, *, idle: float) -> Iterator[Iterator[str]]:
+        """A server-sent event stream's lines (`Accept: text/event-stream`, so keep-alives arrive);
+        `idle`: the longest silence before the connection counts as dead. Errors as for `call`."""
+        if not self._token:
+            raise ArgoCDUnavailable(f"no token: set {self.instance.token_env}", operation=operation)
+        headers = {**self._headers, "Accept": "text/event-stream"}
+        timeout = httpx.Timeout(idle, connect=self._timeout.connect)
+        try:
+            with self._http.stream(
+                "GET", self.base + path, params=tuple(params), headers=headers, timeout=timeout
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    self._decode(operation, response)  # raises the classified error
+                yield response.iter_lines()
+        except httpx.HTTPError as exc:
+            raise self._transport_error(operation, exc) from exc
+
     def _pause(self, attempt: int) -> None:
         # Exponential backoff with jitter: about 0.25 s, then 0.5 s, each scaled by 0.5-1.5.
         self._sleep(self._backoff * (2 ** (attempt - 1)) * self._rng.uniform(0.5, 1.5))

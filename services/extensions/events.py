@@ -26,11 +26,11 @@ NOTIFY_ACTION = "notify"  # a notifier's own dead-letter rows: never an event (n
 # … and the rows a promotion writes the moment a step happens (by the user who did it, or the bot).
 SYSTEM_TYPES = frozenset({
     "drift.opened", "drift.resolved", "lock.expired", "promotion.expired", "promotion.requested",
-    "promotion.approved", "promotion.committed", "pipeline.failed",
+    "promotion.approved", "promotion.committed", "pipeline.failed", "deploy.completed",
 })  # fmt: skip
 _READ_ONLY = frozenset({
     "status", "diff", "history", "help", "audit", "whoami", "drift", "drift_diff", "audit_more",
-    "invalid", "click", "replay", "shutdown", NOTIFY_ACTION,
+    "invalid", "click", "replay", "shutdown", "stats", NOTIFY_ACTION,
 })  # fmt: skip
 _STARTED = {"sync": "sync", "drift_sync": "sync", "rollback_confirm": "rollback",
             "rollback_disable_autosync": "rollback"}  # fmt: skip
@@ -48,6 +48,12 @@ _COMMITTED = re.compile(r"commit (?P<commit>\S+) to (?P<repository>\S+)")
 _NOT_DEPLOYED = re.compile(r"commit (?P<commit>[^,\s]+), not deployed: (?P<reason>.*)", re.DOTALL)
 _REVISIONS = re.compile(r"revision (?P<before>\S+) → (?P<after>\S+); phase (?P<phase>\w+)")
 _INCIDENT = re.compile(r"incident (?P<id>\d+) \((?P<kind>[\w-]+)\): (?P<reason>.*)", re.DOTALL)
+# handlers/feed/job: "succeeded OLD → NEW; version A → B; started by WHO"
+_DEPLOYED = re.compile(
+    r"(?P<result>succeeded|failed) (?P<before>\S+) → (?P<after>\S+); "
+    r"version (?P<vbefore>.+?) → (?P<vafter>.+?); started by (?P<by>.+)",
+    re.DOTALL,
+)
 _LOCK = re.compile(r"lock (?P<id>\d+) on (?P<scope>\S+) expired")
 # handlers/pipelines/monitor.audit_detail: "run C/NS/NAME (pipeline P): WORD; task T, step S, exit code N"
 _PIPELINE_RUN = re.compile(
@@ -239,6 +245,10 @@ def _system(row: AuditEvent) -> Event:
             data |= {"commit": commit["commit"], "repository": commit["repository"]}
     elif kind == "pipeline.failed" and (found := _PIPELINE_RUN.fullmatch(row.detail)):
         data = _pipeline_data(found)
+    elif kind == "deploy.completed" and (found := _DEPLOYED.fullmatch(row.detail)):
+        data = {"result": found["result"], "revision_before": found["before"],
+                "revision_after": found["after"], "version_before": found["vbefore"],
+                "version_after": found["vafter"], "started_by": found["by"]}  # fmt: skip
     summaries = {
         "drift.opened": f"Drift on {where}: {data.get('reason', row.detail)}",
         "drift.resolved": f"Drift on {where} resolved",
@@ -250,6 +260,9 @@ def _system(row: AuditEvent) -> Event:
         "committing",
         "promotion.committed": f"Promotion {data.get('promotion_id', '')} to {where}: commit "
         f"{data.get('commit', '?')} in {data.get('repository', '?')}; deploying",
+        "deploy.completed": f"{where} {'deployed' if data.get('result') != 'failed' else 'failed to deploy'} "
+        f"{data.get('revision_after', '?')} (was {data.get('revision_before', '?')}), started by "
+        f"{data.get('started_by', '?')}",
         "pipeline.failed": f"Pipeline {data.get('pipeline', '?')} of {where}: run {data.get('run', '?')} "
         f"{data.get('status', 'failed')}" + (f" at task {data['task']}" if data.get("task") else ""),
     }

@@ -15,6 +15,7 @@ from typing import Any
 
 import urllib3
 from kubernetes import client as k8s
+from kubernetes import watch as k8s_watch
 from kubernetes.client.exceptions import ApiException
 
 from services.flux.errors import FluxConflict, FluxError, FluxNotFound, FluxUnavailable, classify
@@ -164,6 +165,41 @@ class FluxClient(KubeApiClient):
             self._remember(kind, version)
             return [i for i in items if isinstance(i, dict)]
         return []
+
+    def list_with_version(self, kind: FluxKind) -> tuple[builtins.list[Json], str]:
+        """Every object of `kind` cluster-wide and the list's resourceVersion (where a watch starts)."""
+        version = self.version_of(kind) or (self.candidates(kind) or [""])[0]
+        if not version:
+            return [], ""
+        api = k8s.CustomObjectsApi(self._client())
+        with self._call("list", verb="list", kind=kind.kind):
+            body = self._json(
+                api.list_cluster_custom_object(kind.group, version, kind.plural, **self._opts())
+            )
+        self._remember(kind, version)
+        items = [i for i in body.get("items") or [] if isinstance(i, dict)]
+        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
+
+    def watch(self, kind: FluxKind, resource_version: str, *, timeout: int) -> Iterator[tuple[str, Json]]:
+        """(type, object) for each change of `kind` after `resource_version`, with bookmarks, until
+        the server ends the watch (`timeout` seconds). A resourceVersion too old for the server's
+        window raises FluxError with status 410: list again."""
+        version = self.version_of(kind) or (self.candidates(kind) or [""])[0]
+        api = k8s.CustomObjectsApi(self._client())
+        watcher = k8s_watch.Watch()  # type: ignore[no-untyped-call]
+        with self._call("watch", verb="watch", kind=kind.kind):
+            stream = watcher.stream(  # type: ignore[no-untyped-call]
+                api.list_cluster_custom_object, kind.group, version, kind.plural,
+                resource_version=resource_version, allow_watch_bookmarks=True, timeout_seconds=timeout,
+                _request_timeout=(self._timeout[0], timeout + 30),
+            )  # fmt: skip
+            try:
+                for event in stream:
+                    obj = event.get("raw_object") or event.get("object")
+                    if isinstance(obj, dict):
+                        yield str(event.get("type")), obj
+            finally:
+                watcher.stop()  # type: ignore[no-untyped-call]
 
     def get(self, kind: FluxKind, namespace: str, name: str) -> Json:
         version = self.version_of(kind)

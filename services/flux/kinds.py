@@ -47,11 +47,12 @@ ALL_KINDS: Mapping[str, FluxKind] = MappingProxyType(
 
 
 # The Kubernetes access the Flux client needs, as (API group, resource, verbs): FluxClient.get, list and
-# patch on every kind above, and list on core events (`status`). deploy/base/rbac.yaml must grant each,
+# patch on every kind above, watch on the app kinds (the feed), and list on core events (`status`). deploy/base/rbac.yaml must grant each,
 # or a command on that kind answers "forbidden" (tests/test_ops_rbac.py holds them together).
 OBJECT_VERBS: tuple[str, ...] = ("get", "list", "patch")
+WATCHED_VERBS: tuple[str, ...] = (*OBJECT_VERBS, "watch")  # the deployment feed watches the app kinds
 API_ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    *((k.group, k.plural, OBJECT_VERBS) for k in ALL_KINDS.values()),
+    *((k.group, k.plural, WATCHED_VERBS if k in APP_KINDS else OBJECT_VERBS) for k in ALL_KINDS.values()),
     ("", "events", ("list",)),
 )
 

@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 
 from services.settings.base import Section as _Section
 from services.settings.extensions import FrozenTree, NotifierSpec, PluginSettings, SyncSettings, ValidatorSpec
+from services.settings.feed import FeedSettings
 from services.settings.githost import GitHostKeys
 from services.settings.routes import DriftRoute
 from services.settings.tekton import (
@@ -58,7 +59,7 @@ from services.settings.types import (
 
 Action = Literal[
     "help", "status", "diff", "history", "drift", "audit", "whoami", "sync", "rollback", "promote",
-    "suspend", "resume", "lock", "unlock", "approve", "pipelines", "pipeline_run", "pipeline_cancel",
+    "suspend", "resume", "lock", "unlock", "approve", "pipelines", "pipeline_run", "pipeline_cancel", "stats",
 ]  # fmt: skip
 ACTIONS: tuple[str, ...] = get_args(Action)
 BUILTIN_ROLES: tuple[str, ...] = ("viewer", "deployer", "approver", "admin")
@@ -344,6 +345,7 @@ class Settings(_Section):
     access: AccessSettings = Field(default_factory=AccessSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     pipeline_monitor: PipelineMonitorSettings = Field(default_factory=PipelineMonitorSettings)
+    feed: FeedSettings = Field(default_factory=FeedSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     git: GitSettings = Field(default_factory=GitSettings)

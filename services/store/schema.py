@@ -335,6 +335,59 @@ def _protected_branches(db: sqlite_utils.Database) -> None:
     )
 
 
+def _deployments(db: sqlite_utils.Database) -> None:
+    # The deployment feed (services/feed): the last deploy attempt accounted for per app (a restart,
+    # a new leader or a replayed stream resumes from it), every deploy found with its message once
+    # posted (`stats` reads them; UNIQUE: never twice), and the deploys the bot itself started, so
+    # the feed links the bot's own message instead of announcing them again.
+    db.execute(
+        "CREATE TABLE feed_cursors (key TEXT PRIMARY KEY, op_id TEXT, revision TEXT, "
+        "images TEXT NOT NULL DEFAULT '[]', chart TEXT, updated_at TEXT NOT NULL)"
+    )
+    db.execute(
+        """CREATE TABLE deployments (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key TEXT NOT NULL,
+            deploy_id TEXT NOT NULL,
+            app TEXT NOT NULL,
+            env TEXT NOT NULL,
+            target TEXT NOT NULL,
+            result TEXT NOT NULL,
+            old_revision TEXT,
+            new_revision TEXT,
+            old_version TEXT,
+            new_version TEXT,
+            started_at TEXT,
+            finished_at TEXT NOT NULL,
+            initiated_by TEXT,
+            automated INTEGER NOT NULL DEFAULT 0,
+            bot_user TEXT,
+            commit_author TEXT,
+            commit_time TEXT,
+            commit_message TEXT,
+            state TEXT NOT NULL,
+            channel TEXT,
+            message_ts TEXT,
+            link TEXT,
+            detected_at TEXT NOT NULL,
+            UNIQUE (key, deploy_id)
+        )"""
+    )
+    db.execute("CREATE INDEX deployments_finished ON deployments (finished_at)")
+    db.execute(
+        """CREATE TABLE bot_deploys (
+            correlation_id TEXT NOT NULL,
+            key TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            channel TEXT,
+            message_ts TEXT,
+            deployment_id INTEGER,
+            PRIMARY KEY (correlation_id, key)
+        )"""
+    )
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -354,4 +407,5 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (15, "pipeline_runs_posted, pipeline_monitor_cursors: failed runs posted once", _pipeline_monitor),
     (16, "promotion_change_requests: the PR / MR a promotion goes through", _change_requests),
     (17, "protected_branches: mode auto repositories found protected, PR-only since", _protected_branches),
+    (18, "feed_cursors, deployments, bot_deploys: the deployment feed and its history", _deployments),
 )

@@ -1,0 +1,1 @@
+"""The deployment feed (`feed:`): one message per deploy, and `/gitops stats` with its digest."""
