@@ -65,8 +65,8 @@ from services.drift.store import IncidentStore
 from services.extensions.context import PluginContext
 from services.extensions.events import audit_listener
 from services.extensions.manager import PluginFailed
-from services.git import RepoCache
 from services.feed.store import FeedStore
+from services.git import RepoCache
 from services.inflight import InflightRequests
 from services.jobs import JobRunner
 from services.leader.election import Leadership, build_leadership, default_identity

@@ -98,10 +98,12 @@ def make_deploy_repo(
 
 
 def commit_files(
-    work: Path, files: Mapping[str, str | None], message: str, *, date: str | None = None
-) -> str:
+    work: Path, files: Mapping[str, str | None], message: str, *, date: str | None = None,
+    author: str | None = None,
+) -> str:  # fmt: skip
     """Write (or, for None, delete) files in the work clone, commit, push the branch; returns the SHA.
-    `date` (any form git accepts, e.g. RFC 3339) dates the commit in the past; default now."""
+    `date` (any form git accepts, e.g. RFC 3339) dates the commit in the past; default now;
+    `author` ("Name <email>") commits as someone else than the clone's identity."""
     for relative, content in files.items():
         if content is None:
             (work / relative).unlink(missing_ok=True)
@@ -109,7 +111,8 @@ def commit_files(
             _write(work, {relative: content})
     git("add", "--all", cwd=work)
     dated = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date} if date else None
-    git("commit", "--quiet", "--allow-empty", "--no-gpg-sign", "-m", message, cwd=work, env=dated)
+    who = [f"--author={author}"] if author else []
+    git("commit", "--quiet", "--allow-empty", "--no-gpg-sign", *who, "-m", message, cwd=work, env=dated)
     branch = git("rev-parse", "--abbrev-ref", "HEAD", cwd=work).strip()
     git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
     return git("rev-parse", "HEAD", cwd=work).strip()

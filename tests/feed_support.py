@@ -62,7 +62,8 @@ class FeedWorld:
 
     def following(self, timeout: float = 10.0) -> None:
         """The feed has its stream open (or, listing, has read once)."""
-        assert self.runtime is not None and self.runtime.feed is not None
+        assert self.runtime is not None
+        assert self.runtime.feed is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.argocd.open_streams() > 0 or not all(s.streaming for s in self.runtime.feed.sources):
@@ -88,7 +89,8 @@ class FeedWorld:
         return [r.action for r in self.runtime.deps.audit.recent(limit=200)]
 
     def deployments(self) -> int:
-        assert self.runtime is not None and self.runtime.deps.feed is not None
+        assert self.runtime is not None
+        assert self.runtime.deps.feed is not None
         return self.runtime.deps.feed.count()
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot.demo import ci
-from bot.demo.config import ALERTS_CHANNEL, DEPLOYS_CHANNEL
+from bot.demo.config import SHOWN_CHANNELS
 from bot.demo.console import Console
 from bot.demo.feed import Feed, Output
 from bot.demo.render import PLAIN, Style, changed_lines, columns, mrkdwn_lines, render_message
@@ -63,7 +63,7 @@ def replayed(steps: list[Step]) -> Iterator[tuple[DemoWorld, io.StringIO]]:
     with DemoWorld.start() as world:
         world.set_autoscan(False)
         world.github.auto = False  # ci/web passes when the script says check-pass, as in a replay
-        feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
+        feed = Feed(world.slack, output, world.names(), SHOWN_CHANNELS).start()
         try:
             console = Console(world, feed, output)
             done = run_script(steps, console.handle, output, prompt=lambda: "> ", finished=lambda: False)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.demo import ci
-from bot.demo.config import ALERTS_CHANNEL, DEPLOYS_CHANNEL, WEB_IMAGE, web_path
+from bot.demo.config import ALERTS_CHANNEL, SHOWN_CHANNELS, WEB_IMAGE, web_path
 from bot.demo.console import Console
 from bot.demo.feed import Feed, Output
 from bot.demo.render import PLAIN
@@ -36,7 +36,7 @@ def _replay(world: DemoWorld, script: str) -> str:
     """Run console lines on a started world; the transcript. Fails the test on a missed expectation."""
     stream = io.StringIO()
     output = Output(stream, PLAIN)
-    feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
+    feed = Feed(world.slack, output, world.names(), SHOWN_CHANNELS).start()
     try:
         console = Console(world, feed, output)
         done = run_script(

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from bot.demo.config import ALERTS_CHANNEL, DEPLOYS_CHANNEL, GITHUB_PROJECT, REQUIRED_CHECK
+from bot.demo.config import GITHUB_PROJECT, REQUIRED_CHECK, SHOWN_CHANNELS
 from bot.demo.console import Console
 from bot.demo.feed import Feed, Output
 from bot.demo.host import CHECK_SECONDS
@@ -106,7 +106,7 @@ def test_the_host_commands_say_what_is_wrong_and_stop_a_script() -> None:
     stream = io.StringIO()
     output = Output(stream, PLAIN)
     with DemoWorld.start() as world:
-        feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
+        feed = Feed(world.slack, output, world.names(), SHOWN_CHANNELS).start()
         try:
             console = Console(world, feed, output)
             assert console.handle("prs")

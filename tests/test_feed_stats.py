@@ -62,7 +62,7 @@ def test_stats_answers_with_the_four_keys_and_one_chart(tmp_path: Path, fake_sla
             w.say("stats api --env prod --since 7d")
             (card,) = w.wait_posts(1, channel=DEPLOYS)
             text = text_of(card)
-            assert "4 deploys, 0.6/day" in text
+            assert "4 deploys, 4.0/week" in text
             assert "4h45m median" in text  # lead time
             assert "25% (1 of 4)" in text  # change failure rate
             assert "1h00m median" in text  # time to restore

@@ -25,7 +25,10 @@ WEB_IMAGE = "registry.example.com/web"
 API_IMAGE = "registry.example.com/api"
 DEPLOYS_CHANNEL = "C0DEPLOYS"
 ALERTS_CHANNEL = "C0ALERTS"
-CHANNEL_NAMES = {DEPLOYS_CHANNEL: "deploys", ALERTS_CHANNEL: "gitops-alerts"}
+FEED_CHANNEL = "C0FEED"
+CHANNEL_NAMES = {DEPLOYS_CHANNEL: "deploys", ALERTS_CHANNEL: "gitops-alerts", FEED_CHANNEL: "deploy-feed"}
+SHOWN_CHANNELS = (DEPLOYS_CHANNEL, ALERTS_CHANNEL, FEED_CHANNEL)  # what the console prints
+CI_AUTHOR = "CI <ci@example.com>"  # `ci-push` commits as the CI system, not as a person
 FLUX_CLUSTER = "sandbox"
 ARGOCD_INSTANCE = "main"
 # web's prod overlay is deployed from branch `prod`, protected on the (fake) GitHub: changes to it go
@@ -137,6 +140,14 @@ def repository_files() -> dict[str, str]:
         )
         files[f"{api_path(env)}/deployment.yaml"] = _deployment(f"api-{env}", API_IMAGE, API_TAGS[env], 2)
     return files
+
+
+def api_release(env: str, tag: str) -> dict[str, str]:
+    """api's files in `env` at `tag` (what `ci-push` commits)."""
+    return {
+        f"{api_path(env)}/kustomization.yaml": _overlay(API_IMAGE, tag, 2, "deployment.yaml"),
+        f"{api_path(env)}/deployment.yaml": _deployment(f"api-{env}", API_IMAGE, tag, 2),
+    }
 
 
 def staging_change() -> tuple[str, str, str]:
@@ -273,6 +284,10 @@ drift:
   interval: {DRIFT_SECONDS}s
   jitter: 0s
   channel: {ALERTS_CHANNEL}
+feed:  # every deploy, whoever started it, once in #deploy-feed; /gitops stats reads them
+  channel: {FEED_CHANNEL}
+  pace: 0.2
+  failure_window: 1h
 pipeline_monitor:  # failed runs of web-ci, posted once each
   interval: {MONITOR_SECONDS}s
   jitter: 0s

@@ -28,6 +28,7 @@ HELP = (
     "  fix NAME            undo that",
     "  break-ci            the next run of the Tekton pipeline web-ci fails (test/unit, exit code 1)",
     "  fix-ci              runs of web-ci pass again",
+    "  ci-push             CI releases a new api build to dev and Flux deploys it: #deploy-feed shows it",
     "  scan                run a drift scan now (alerts go to #gitops-alerts)",
     "  scan-ci             run the pipeline monitor now (failed runs of web-ci go to #gitops-alerts)",
     "  prs                 the pull requests on the fake GitHub (web's prod branch is protected)",
@@ -86,6 +87,7 @@ class Console:
             "fix": self.fix_target,
             "break-ci": self.break_ci,
             "fix-ci": self.fix_ci,
+            "ci-push": self.ci_push,
             "scan": self.scan,
             "scan-ci": self.scan_ci,
             "autoscan": self.autoscan,
@@ -224,6 +226,10 @@ class Console:
 
     def break_ci(self, _rest: str) -> bool:
         self.say(f"⚙ {self.world.break_ci()}")
+        return True
+
+    def ci_push(self, _rest: str) -> bool:
+        self.say(f"⚙ {self.world.ci_push()}")
         return True
 
     def fix_ci(self, _rest: str) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -28,6 +29,7 @@ COMPACT_EDITS_OVER = 12  # lines: an edit of a longer message shows only what ch
 TITLE_CHARS = 60
 ACK_GRACE_SECONDS = 0.5  # a command's "working…" ack replaced or deleted this fast is not worth printing
 FILE_PREVIEW_LINES = 12
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def squash(text: str) -> str:
@@ -241,6 +243,11 @@ class Feed:
         for file_id in message.files:
             upload = uploads.get(file_id)
             if upload is None:
+                continue
+            if upload.content.startswith(PNG_SIGNATURE):  # a chart: a terminal cannot show it, say what it is
+                width, height = struct.unpack(">II", upload.content[16:24])
+                size = f"{width}×{height} PNG, {len(upload.content) // 1024} KB"
+                lines.append(f"🖼 {upload.name} ({size}): {upload.title} — open it in Slack to see the chart")
                 continue
             content = upload.text.splitlines()
             lines.append(f"📎 {upload.name} ({len(content)} lines): {upload.title}")

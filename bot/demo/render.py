@@ -32,7 +32,8 @@ _SPECIAL = MappingProxyType({"here": "@here", "channel": "@channel", "everyone":
 # The emoji the bot's messages use (handlers/messages.py, views_*); others stay as :shortcodes:.
 EMOJI = MappingProxyType(
     {
-        "arrow_forward": "▶️", "arrows_counterclockwise": "🔄", "boom": "💥", "double_vertical_bar": "⏸️",
+        "arrow_forward": "▶️", "arrows_counterclockwise": "🔄", "bar_chart": "📊", "boom": "💥",
+        "calendar": "📆", "double_vertical_bar": "⏸️", "rocket": "🚀",
         "electric_plug": "🔌", "grey_question": "❔", "hourglass": "⌛", "hourglass_flowing_sand": "⏳",
         "inbox_tray": "📥",
         "large_blue_circle": "🔵", "large_green_circle": "🟢", "large_orange_diamond": "🔶",

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from bot.demo.config import ALERTS_CHANNEL, DEPLOYS_CHANNEL
+from bot.demo.config import SHOWN_CHANNELS
 from bot.demo.console import Console
 from bot.demo.feed import Feed, Output
 from bot.demo.render import Style
@@ -81,7 +81,7 @@ def _session(
     if steps is not None:
         world.set_autoscan(False)  # a replay must not depend on when a background scan fires
         world.github.auto = False  # nor on when the made-up CI passes a check: the script says when
-    feed = Feed(world.slack, output, world.names(), (DEPLOYS_CHANNEL, ALERTS_CHANNEL)).start()
+    feed = Feed(world.slack, output, world.names(), SHOWN_CHANNELS).start()
     console = Console(world, feed, output)
     try:
         output.emit([line.format(root=world.root) for line in BANNER], record=False)

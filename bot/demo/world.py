@@ -28,7 +28,9 @@ from bot.demo.config import (
     ALERTS_CHANNEL,
     ARGOCD_INSTANCE,
     CHANNEL_NAMES,
+    CI_AUTHOR,
     ENVIRONMENTS,
+    FEED_CHANNEL,
     FLUX_CLUSTER,
     GITHUB_APPROVE_TOKEN_ENV,
     GITHUB_PROJECT,
@@ -40,6 +42,7 @@ from bot.demo.config import (
     WEB_IMAGE,
     WEBHOOK_SECRET_ENV,
     api_path,
+    api_release,
     config_yaml,
     registry_images,
     repository_history,
@@ -78,6 +81,7 @@ class DemoWorld:
         self._closers: list[Callable[[], None]] = []  # run in reverse on close
         self._scan_lock = threading.Lock()  # one drift scan at a time: the scheduler's or `scan`
         self._monitor_lock = threading.Lock()  # one pipeline monitor scan at a time: scheduled or `scan-ci`
+        self._ci_builds = 0  # `ci-push`: api 2.1.1, 2.1.2, …
         self.slack = FakeSlack(bot_token="xoxb-demo-" + secrets.token_hex(8))
         self.argocd = FakeArgoCD(operation_seconds=1.0, tick=0.05)
         self.kube = FakeKubernetes(tick=0.05, reconcile_seconds=0.5)
@@ -328,6 +332,19 @@ class DemoWorld:
             return f"flux reconcile kustomization {name}: Flux re-applies Git and the health check passes"
         raise KeyError(name)
 
+    def ci_push(self) -> str:
+        """CI releases a new api build to dev (a commit by CI), then `flux reconcile ks api-dev`:
+        a deploy the bot did not start, which the deployment feed announces."""
+        self._ci_builds += 1
+        tag = f"2.1.{self._ci_builds}"
+        git("fetch", "--quiet", "origin", MAIN_BRANCH, cwd=self.work)  # the bot may have pushed since
+        git("reset", "--quiet", "--hard", f"origin/{MAIN_BRANCH}", cwd=self.work)
+        message = f"api {tag} in dev (CI build #{self._ci_builds})"
+        sha = commit_files(self.work, api_release("dev", tag), message, author=CI_AUTHOR)
+        self.kube.fetch_sources()
+        self._request_reconcile("api-dev")
+        return f"CI pushed {sha[:8]} (api {tag} in dev) and ran `flux reconcile ks api-dev`"
+
     def break_ci(self) -> str:
         return ci.break_ci(self.tekton)
 
@@ -420,7 +437,8 @@ class DemoWorld:
             "(check-pass, check-fail)"
         )
         alerts = "drift alerts, failed pipeline runs"
-        lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, {alerts})")
+        lines.append(f"channels: #deploys (you type here), #gitops-alerts ({ALERTS_CHANNEL}, {alerts}), "
+                     f"#deploy-feed ({FEED_CHANNEL}, every deploy once)")  # fmt: skip
         lines.append(f"OCI registry (stands in for registry.example.com): http://{self.registry.host}")
         lines.append(f"webhook receiver (notifier demo-sink): {self.webhook.url}")
         lines.append(f"bot log: {self.log_path}")

@@ -125,12 +125,30 @@ def _duration(value: timedelta | None) -> str:
     if value is None:
         return "—"
     minutes = int(value.total_seconds() // 60)
+    if minutes < 1:
+        return "under a minute"
     if minutes < 60:
-        return f"{max(minutes, 0)}m"
+        return f"{minutes}m"
     hours, minutes = divmod(minutes, 60)
     if hours < 48:
         return f"{hours}h{minutes:02d}m"
     return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def _rate(per_day: float) -> str:
+    """Per day when there is at least one a day, else per week (0.0/day says nothing)."""
+    return f"{per_day:.1f}/day" if per_day >= 1 else f"{per_day * 7:.1f}/week"
+
+
+def _restore(f: Figures) -> str:
+    if f.time_to_restore_median is None:
+        return "nothing to restore"
+    times = "1 recovery" if f.restore_samples == 1 else f"{f.restore_samples} recoveries"
+    return f"{_duration(f.time_to_restore_median)} median ({times})"
 
 
 def _band(value: str | None) -> str:
@@ -144,12 +162,12 @@ def key_fields(f: Figures) -> list[str]:
         else f"{f.change_failure_rate:.0%} ({f.failed_changes} of {f.deploys})"
     )
     return [
-        f"*Deployment frequency*\n{f.deploys} deploys, {f.deploys_per_day:.1f}/day"
+        f"*Deployment frequency*\n{_count(f.deploys, 'deploy')}, {_rate(f.deploys_per_day)}"
         f"{_band(f.bands.deployment_frequency)}",
         f"*Lead time for changes*\n{_duration(f.lead_time_median)} median, p90 {_duration(f.lead_time_p90)}"
         f"{_band(f.bands.lead_time)}",
         f"*Change failure rate*\n{rate}{_band(f.bands.change_failure_rate)}",
-        f"*Time to restore*\n{_duration(f.time_to_restore_median)} median{_band(f.bands.time_to_restore)}",
+        f"*Time to restore*\n{_restore(f)}{_band(f.bands.time_to_restore)}",
     ]
 
 
@@ -175,14 +193,15 @@ def stats_card(report: Report, *, app: str | None, env: str | None, asked_by: st
     window = _duration(report.failure_window)
     blocks.append(context(f"{overall_band}Bands from {BANDS_SOURCE} · a change failed when a rollback, "
                           f"a failed deploy or an incident followed within {window}"))  # fmt: skip
-    text = f"Delivery of {where}: {overall.deploys} deploys, lead time {_duration(overall.lead_time_median)}"
+    lead = _duration(overall.lead_time_median)
+    text = f"Delivery of {where}: {_count(overall.deploys, 'deploy')}, lead time {lead}"
     return message(text, blocks, in_channel=True)
 
 
 def _row(f: Figures) -> str:
     name = "/".join(p for p in (f.app, f.env) if p)
     rate = "—" if f.change_failure_rate is None else f"{f.change_failure_rate:.0%}"
-    return (f"`{escape(name)}` {f.deploys} deploys · lead {_duration(f.lead_time_median)} · "
+    return (f"`{escape(name)}` {_count(f.deploys, 'deploy')} · lead {_duration(f.lead_time_median)} · "
             f"failures {rate} · restore {_duration(f.time_to_restore_median)}")  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,6 +10,8 @@ from handlers.blocks import Reply, context, escape, message, section
 from services.feed.model import CommitInfo, Deploy
 from services.feed.store import BotDeploy
 from services.revisions import short_revision
+
+_SLACK_ID = re.compile(r"[UW][A-Z0-9]{2,}")
 
 
 @dataclass(frozen=True)
@@ -28,12 +31,17 @@ def started_by(entry: FeedEntry) -> str:
     """Who or what started it, in words a person reads (and the audit row keeps)."""
     deploy = entry.deploy
     if entry.bot is not None:
-        return f"<@{entry.bot.user_id}> through gitops-bot"
+        return f"{_person(entry.bot.user_id)} through gitops-bot"
     if deploy.initiated_by and deploy.initiated_by.startswith("slack:"):
-        return f"<@{deploy.initiated_by[6:]}> through gitops-bot"
+        return f"{_person(deploy.initiated_by[6:])} through gitops-bot"
     if deploy.automated:
         return "auto-sync" if deploy.ref.backend == "argocd" else "Flux reconciliation"
     return f"`{escape(deploy.initiated_by)}`" if deploy.initiated_by else "unknown"
+
+
+def _person(who: str) -> str:
+    """A Slack user id as a mention; a name (what an operation recorded) as text."""
+    return f"<@{who}>" if _SLACK_ID.fullmatch(who) else escape(who)
 
 
 def _revision(value: str | None) -> str:
@@ -103,9 +111,11 @@ def linked_card(entry: FeedEntry, permalink: str | None) -> Reply:
     """A deploy the bot started: one line pointing to the request's own message."""
     deploy = entry.deploy
     verb = "failed to deploy" if deploy.result == "failed" else "deployed"
-    link = f" — <{permalink}|the request>" if permalink else ""
-    text = (f"{title_of(entry)}: {_revision(deploy.old_revision)} → {_revision(deploy.new_revision)}, "
-            f"{verb} by {started_by(entry)}{link}")  # fmt: skip
+    link = f" — <{permalink}|see the request>" if permalink else ""
+    where = f"*{escape(entry.app)}*" + (f" → *{escape(entry.env)}*" if entry.env else "")
+    icon = ":x:" if deploy.result == "failed" else ":rocket:"
+    text = (f"{icon} {where} {verb}: {_revision(deploy.old_revision)} → {_revision(deploy.new_revision)}, "
+            f"started by {started_by(entry)}{link}")  # fmt: skip
     return message(f"{entry.app} {verb} through gitops-bot", [section(text)], in_channel=True)
 
 

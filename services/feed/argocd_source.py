@@ -38,7 +38,8 @@ Emit = Callable[[Sequence[Snapshot]], None]
 
 _APP = (
     "metadata.name", "metadata.namespace", "metadata.resourceVersion", "metadata.labels", "spec.project",
-    "spec.source.chart", "status.sync.revision", "status.reconciledAt", "status.summary.images",
+    "spec.source.chart", "status.sync.status", "status.sync.revision", "status.reconciledAt",
+    "status.summary.images",
     "status.operationState.phase", "status.operationState.message", "status.operationState.startedAt",
     "status.operationState.finishedAt", "status.operationState.operation.initiatedBy",
     "status.operationState.operation.info", "status.operationState.operation.sync.dryRun",
@@ -92,7 +93,7 @@ def snapshot(
     labels = mapping(meta.get("labels"))
     return Snapshot(
         key=app_key(ref, control_namespace), ref=ref, resource_version=text(meta.get("resourceVersion")),
-        revision=opt_text(mapping(status.get("sync")).get("revision")),
+        revision=_running(state, mapping(status.get("sync")), revision),
         op_id=op_id, op_phase=opt_text(state.get("phase")), op_revision=revision,
         started_at=started, finished_at=finished,
         initiated_by=_bot_user(echo) or opt_text(by.get("username")), automated=flag(by.get("automated")),
@@ -104,6 +105,14 @@ def snapshot(
         settled=trimmed or finished is None or (reconciled is not None and reconciled >= finished),
         deleted=deleted,
     )  # fmt: skip
+
+
+def _running(state: Mapping[str, object], sync: Mapping[str, object], applied: str | None) -> str | None:
+    """What runs: the last successful sync's revision; `status.sync.revision` is what Git resolves
+    to now (ahead of the cluster after a push), so it counts only while the app is Synced."""
+    if state.get("phase") == "Succeeded" and applied:
+        return applied
+    return opt_text(sync.get("revision")) if sync.get("status") == "Synced" else None
 
 
 def _bot_user(operation: Mapping[str, object]) -> str | None:
@@ -142,6 +151,8 @@ class ArgoCDFeed:
                     stop.wait(self.list_interval)
                 failures = 0
             except ArgoCDError as exc:
+                if stop.is_set():
+                    return  # the stream was cut because the bot is stopping
                 if self.streaming and self.mode == "auto" and exc.status in _NOT_SERVED:
                     log.warning("Argo CD stream not served; listing instead", extra={"instance": self.name})
                     self.streaming = False

@@ -155,6 +155,8 @@ class FluxFeed:
                         emit([snapshot(self.backend.instance, kind, obj, deleted=kind_name == "DELETED")])
                 failures = 0
             except FluxError as exc:
+                if stop.is_set():
+                    return
                 if exc.status == 410:
                     resource_version = ""  # expired: list again
                     continue

@@ -47,8 +47,9 @@ ALL_KINDS: Mapping[str, FluxKind] = MappingProxyType(
 
 
 # The Kubernetes access the Flux client needs, as (API group, resource, verbs): FluxClient.get, list and
-# patch on every kind above, watch on the app kinds (the feed), and list on core events (`status`). deploy/base/rbac.yaml must grant each,
-# or a command on that kind answers "forbidden" (tests/test_ops_rbac.py holds them together).
+# patch on every kind above, watch on the app kinds (the deployment feed), and list on core events
+# (`status`). deploy/base/rbac.yaml must grant each, or a command on that kind answers "forbidden"
+# (tests/test_ops_rbac.py holds them together).
 OBJECT_VERBS: tuple[str, ...] = ("get", "list", "patch")
 WATCHED_VERBS: tuple[str, ...] = (*OBJECT_VERBS, "watch")  # the deployment feed watches the app kinds
 API_ACCESS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
