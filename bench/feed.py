@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
-from sandbox.argocd_state import AppRecord, Store
+from sandbox.argocd_state import AppRecord
 from sandbox.slack_api import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -76,13 +76,11 @@ def percentile(values: list[float], q: float) -> float:
 
 class Finishes:
     """When each operation finished, seen inside the fake: a listener on its store, called with the
-    store's lock held on every change (the watch streams' own feed), so it costs one dict look-up.
-    The fake offers no public hook for this; `_store.listeners` is what its StreamHub uses."""
+    store's lock held on every change (the watch streams' own feed), so it costs one dict look-up."""
 
     def __init__(self, argocd: FakeArgoCD) -> None:
         self.at: dict[tuple[str, str], tuple[float, str]] = {}  # (app, revision) → (time, phase)
-        store: Store = argocd._store
-        store.listeners.append(self._changed)
+        argocd.on_change(self._changed)
 
     def _changed(self, kind: str, record: AppRecord) -> None:
         if record.run is not None:

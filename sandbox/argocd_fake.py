@@ -254,6 +254,12 @@ class FakeArgoCD:
     def keepalive_seconds(self, seconds: float) -> None:
         self._streams.keepalive_seconds = seconds
 
+    def on_change(self, listener: Callable[[str, AppRecord], None]) -> None:
+        """Call `listener(event type, app record)` on every change of an app, with the fake's lock
+        held (what its watch streams are fed from): benchmarks time deploys inside the fake."""
+        with self._store.lock:
+            self._store.listeners.append(listener)
+
     def open_streams(self) -> int:
         return self._streams.count()
 

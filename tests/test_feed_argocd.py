@@ -141,3 +141,22 @@ def test_without_a_stream_the_feed_lists_instead(world: FeedWorld) -> None:
         w.argocd.push_revision("api-dev", image="registry.example.com/api:1.4.3")
         (post,) = w.wait_posts(1, timeout=30)
         assert "auto-sync" in text_of(post)  # the list has no initiatedBy: the deploy was read again
+
+
+def test_two_replicas_leading_at_once_for_a_moment_post_each_deploy_once(
+    tmp_path: Path, fake_slack: FakeSlack, argocd: FakeArgoCD
+) -> None:
+    """A leader handover overlaps (the old leader has not noticed yet): both follow the same stream
+    over one database; the deploy row is claimed once, so one message."""
+    first, second = FeedWorld(tmp_path, fake_slack, argocd), FeedWorld(tmp_path, fake_slack, argocd)
+    with first.bot(), second.bot():
+        deadline = time.monotonic() + 10
+        while argocd.open_streams() < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        argocd.push_revision("api-dev", image="registry.example.com/api:1.4.3")
+        (post,) = first.wait_posts(1)
+        assert "1.4.3" in text_of(post)
+        time.sleep(1.5)
+        assert len(first.posts()) == 1

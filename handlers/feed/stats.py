@@ -39,7 +39,8 @@ def stats_executor(deps: Deps) -> Executor:
         since = max(request.since or until - DEFAULT_PERIOD, until - LONGEST_PERIOD)
         app = _known_app(deps, request.app, request.env)
         report = build_report(deps, since=since, until=until, app=app, env=request.env)
-        reply = stats_card(report, app=app, env=request.env, asked_by=caller.user_id)
+        reply = stats_card(report, app=app, env=request.env, asked_by=caller.user_id,
+                           feed_on=deps.settings.feed.on)  # fmt: skip
         conversation.announce(reply)
         where = "/".join(p for p in (app, request.env) if p) or "all apps"
         _upload_chart(conversation.client, conversation.channel, report, title=f"Deploys: {where}",
@@ -172,14 +173,18 @@ def key_fields(f: Figures) -> list[str]:
 
 
 def stats_card(report: Report, *, app: str | None, env: str | None, asked_by: str | None = None,
-               title: str | None = None) -> Reply:  # fmt: skip
+               title: str | None = None, feed_on: bool = True) -> Reply:  # fmt: skip
     where = "/".join(p for p in (app, env) if p) or "all apps"
     days = max(1, round((report.until - report.since).total_seconds() / 86400))
     heading = title or f":bar_chart: Delivery of *{escape(where)}*, last {days} days"
     overall = report.overall
     if overall.deploys == 0 and overall.failed_deploys == 0:
-        text = (f"{heading}\nNo deploys recorded in this period. The deployment feed records them from when "
-                "`feed:` is configured; `/gitops help stats` says more.")  # fmt: skip
+        why = (
+            "the deployment feed records each deploy from when it starts following"
+            if feed_on
+            else "the deployment feed is off (`feed:` in the configuration), so nothing is recorded"
+        )
+        text = f"{heading}\nNo deploys recorded in this period: {why}."
         return message(f"Delivery of {where}: no deploys", [section(text)], in_channel=True)
     blocks = [
         section(heading + (f" (asked by <@{asked_by}>)" if asked_by else ""), fields=key_fields(overall))

@@ -294,7 +294,8 @@ _SPECS: tuple[SubcommandSpec, ...] = (
         ),
         examples=("/gitops stats", "/gitops stats web --env prod --since 90d"),
         details="Deployment frequency, lead time for changes, change failure rate and time to restore,\n"
-        "each with its DORA performance band, and a chart of deploys per day and lead time.",
+        "each with its DORA performance band, and a chart of deploys per day and lead time.\n"
+        "The deploys are those the deployment feed (`feed:` in the configuration) recorded.",
         mutating=False,
     ),
     SubcommandSpec(

@@ -174,11 +174,10 @@ class FluxFeed:
         if len(sha) < 7 or ref.kind == HELM_RELEASE.kind:
             return None
         try:
-            entries = self.backend.history(ref)
+            entry = self.backend.commit(ref, sha)
         except Exception:  # decoration only: an unconfigured repository, Git unreachable
             log.debug("no commit for a feed entry", exc_info=True)
             return None
-        entry = next((e for e in entries if e.revision.startswith(sha) or sha.startswith(e.revision)), None)
         if entry is None:
             return None
         return CommitInfo(author=entry.author, date=entry.deployed_at, message=entry.message)

@@ -386,6 +386,11 @@ class FluxBackend:
         ref, _, _, src = self._git(ref, "reads the history of")
         return gitops.history(self._repos(), src)
 
+    def commit(self, ref: AppRef, sha: str) -> HistoryEntry | None:
+        """The commit `sha` of the repository `ref` applies from (None when not a configured one)."""
+        ref, _, _, src = self._git(ref, "reads the history of")
+        return gitops.commit_entry(self._repos(), src, sha)
+
     def plan_rollback(self, ref: AppRef, to: str | None) -> RollbackPlan:
         ref, _, _, src = self._git(ref, "rolls back")
         return gitops.plan(self._repos(), ref, src, to)

@@ -106,6 +106,12 @@ def diff(repos: RepoCache, ref: AppRef, src: GitSource, revision: str | None) ->
     return AppDiff(ref=ref, text=text, from_revision=applied, to_revision=target)
 
 
+def commit_entry(repos: RepoCache, src: GitSource, sha: str) -> HistoryEntry | None:
+    """One commit of the source's repository, wherever it changed things (the feed's author, date)."""
+    commits = repos.log(src.repository.name, ref=sha, limit=1)
+    return _entry(commits[0], False) if commits and commits[0].sha.startswith(sha) else None
+
+
 def _entry(commit: Commit, current: bool) -> HistoryEntry:
     return HistoryEntry(
         id=commit.short,
