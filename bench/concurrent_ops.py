@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -28,13 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
+from bench.botproc import SECRET, spawn
+from sandbox.argocd_fake import FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 
-ROOT = Path(__file__).resolve().parent.parent
-
-SECRET = "bench-signing-secret-0123456789"
 CHANNEL = "C0DEPLOYS"
 # What the issue measured before the watcher (the old behaviour cannot be configured any more).
 BEFORE = {"status final p99": "38 s (behind 8 syncs)", "busy": "132 of 200"}
@@ -74,21 +71,13 @@ class Sampler:
 
 
 def start_bot(tmp: Path, slack: FakeSlack, argocd: FakeArgoCD) -> tuple[subprocess.Popen[str], int]:
-    config = tmp / "gitops-bot.yaml"
-    config.write_text(
+    proc = spawn(
+        tmp, slack,
         f"audit: {{database: {tmp / 'audit.db'}}}\n"
         f"git: {{cache_dir: {tmp / 'git'}}}\n"
         "drift: {enabled: false}\n"
         f"argocd: [{{name: main, url: '{argocd.base_url}', token_env: ARGOCD_TOKEN}}]\n"
-        "access: {grants: [{role: deployer, groups: [S0EVERYONE]}]}\n"
-    )
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "PYTHONPATH": str(ROOT),
-           "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": slack.base_url, "ARGOCD_TOKEN": JWT_TOKEN}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--host", "127.0.0.1",
-         "--port", "0"],
-        cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        "access: {grants: [{role: deployer, groups: [S0EVERYONE]}]}\n",
     )  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -39,12 +39,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.argocd_fake import JWT_TOKEN, FakeArgoCD
+from bench.botproc import spawn
+from sandbox.argocd_fake import FakeArgoCD
 from sandbox.argocd_state import AppRecord
 from sandbox.slack_api import FakeSlack
 
-ROOT = Path(__file__).resolve().parent.parent
-SECRET = "bench-signing-secret-0123456789"
 STREAM_PATH = "/api/v1/stream/applications"
 TERMINAL = frozenset({"Succeeded", "Failed", "Error"})
 # The feed message's fallback text (handlers/feed/views.entry_card): "<app>[ → <env>]: deployed <sha7>".
@@ -209,21 +208,13 @@ def start_bot(
     tmp: Path, slack: FakeSlack, argocd: FakeArgoCD, teams: int
 ) -> tuple[subprocess.Popen[str], BotLog]:
     routes = ", ".join(f"{{channel: {channel_of(t)}, labels: ['team=team-{t}']}}" for t in range(teams))
-    config = tmp / "gitops-bot.yaml"
-    config.write_text(
+    proc = spawn(
+        tmp, slack,
         f"audit: {{database: {tmp / 'audit.db'}}}\n"
         f"git: {{cache_dir: {tmp / 'git'}}}\n"
         "drift: {enabled: false}\n"
         f"argocd: [{{name: main, url: '{argocd.base_url}', token_env: ARGOCD_TOKEN}}]\n"
-        f"feed: {{routes: [{routes}]}}\n"  # feed.pace: the default (1 s per channel)
-    )
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), "PYTHONPATH": str(ROOT),
-           "SLACK_BOT_TOKEN": slack.bot_token, "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_API_URL": slack.base_url, "ARGOCD_TOKEN": JWT_TOKEN}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--config", str(config), "--host", "127.0.0.1",
-         "--port", "0"],
-        cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        f"feed: {{routes: [{routes}]}}\n",  # feed.pace: the default (1 s per channel)
     )  # fmt: skip
     log = BotLog(proc)
     log.wait_listening(60)
