@@ -37,6 +37,7 @@ from services.feed.store import (
     STATE_POSTED,
     STATE_POSTING,
     STATE_UNPOSTED,
+    BotDeploy,
     FeedStore,
     version_text,
 )
@@ -210,12 +211,13 @@ class FeedJob:
         return route_channel(feed.routes, feed.channel, env=entry.env or None,
                              names=(entry.app, entry.deploy.ref.name), labels=labels)  # fmt: skip
 
-    def _permalink(self, bot: object) -> str | None:
-        channel, ts = getattr(bot, "channel", None), getattr(bot, "message_ts", None)
-        if not channel or not ts:
+    def _permalink(self, bot: BotDeploy) -> str | None:
+        if not bot.channel or not bot.message_ts:
             return None
         try:
-            return str(self.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+            return str(
+                self.client.chat_getPermalink(channel=bot.channel, message_ts=bot.message_ts)["permalink"]
+            )
         except (SlackApiError, KeyError):
             return None
 
