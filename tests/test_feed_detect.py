@@ -195,3 +195,12 @@ def test_digest_schedule_is_checked() -> None:
     for bad in ("monday 9", "mon 25:00", "mon 09:00 Mars/Olympus"):
         with pytest.raises(ValueError, match=r"digest|time zone|between"):
             parse_digest(bad)
+
+
+def test_check_config_warns_about_a_feed_with_nowhere_to_post() -> None:
+    from services.settings.check import check_settings
+
+    report = check_settings({"feed": {"enabled": True, "digest": "mon 09:00"}})
+    assert {"feed.channel", "feed.digest"} <= {p.path for p in report.warnings}
+    quiet = check_settings({"feed": {"channel": "C0FEED", "digest": "mon 09:00"}})
+    assert not {p.path for p in quiet.warnings} & {"feed.channel", "feed.digest"}

@@ -285,6 +285,21 @@ def settings_warnings(settings: Settings) -> Iterator[Problem]:
         yield Problem("drift.jitter", "is not shorter than drift.interval; checks may bunch up", "warning")
     yield from _monitor_warnings(settings)
     yield from _gate_warnings(settings)
+    yield from _feed_warnings(settings)
+
+
+def _feed_warnings(settings: Settings) -> Iterator[Problem]:
+    feed = settings.feed
+    if feed.enabled and not (feed.channel or feed.routes):
+        message = (
+            "the deployment feed is on but has neither feed.channel nor feed.routes; "
+            "deploys are only recorded"
+        )
+        yield Problem("feed.channel", message, "warning")
+    if feed.digest and not (feed.digest_channel or feed.channel):
+        yield Problem(
+            "feed.digest", "is set but neither feed.digest_channel nor feed.channel says where", "warning"
+        )
 
 
 def _monitor_warnings(settings: Settings) -> Iterator[Problem]:
