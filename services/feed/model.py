@@ -17,8 +17,9 @@ class Snapshot:
     """One app as the feed needs it, built straight from the trimmed payload of an event or a list.
 
     `op_id` names the latest deploy attempt for good (Argo CD: its operation's start and finish
-    times and revision; Flux: the applied or attempted revision, a Helm release's version), so the same attempt
-    seen again — a stream replaying its snapshot after a cut, a re-list — is never a new deploy."""
+    times and revision; Flux: the applied or attempted revision, a Helm release's version), so the
+    same attempt seen again — a stream replaying its snapshot after a cut, a re-list — is never a
+    new deploy."""
 
     key: str  # "argocd:<instance>/<app namespace>/<name>", "flux:<cluster>/<ns>/<name>.<kind>"
     ref: AppRef
