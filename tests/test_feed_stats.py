@@ -89,3 +89,17 @@ def test_stats_for_an_unknown_app_suggests_the_nearest(tmp_path: Path, fake_slac
             shown = " ".join(m.text + text_of(m) for m in answered(fake_slack))
             assert "apx" in shown
             assert "`api`" in shown  # the nearest name
+
+
+def test_the_weekly_digest_is_scheduled_in_its_time_zone(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    from zoneinfo import ZoneInfo
+
+    with FakeArgoCD().start() as argocd:
+        argocd.add_app("api-dev")
+        world = FeedWorld(tmp_path, fake_slack, argocd)
+        with world.bot(extra='  digest: "mon 09:00 Europe/Berlin"') as w:
+            assert w.runtime is not None
+            job = w.runtime.scheduler.get_job("feed-digest")
+            assert job is not None
+            upcoming = job.next_run_time.astimezone(ZoneInfo("Europe/Berlin"))
+            assert (upcoming.weekday(), upcoming.hour, upcoming.minute) == (0, 9, 0)
