@@ -16,6 +16,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-signing-secret-0123456789"
 
 
+def argocd_config(tmp: Path, argocd_url: str) -> str:
+    """The part every such benchmark shares: its files in `tmp`, no drift scans, one Argo CD."""
+    return (
+        f"audit: {{database: {tmp / 'audit.db'}}}\n"
+        f"git: {{cache_dir: {tmp / 'git'}}}\n"
+        "drift: {enabled: false}\n"
+        f"argocd: [{{name: main, url: '{argocd_url}', token_env: ARGOCD_TOKEN}}]\n"
+    )
+
+
 def spawn(
     tmp: Path, slack: FakeSlack, config: str, extra_env: Mapping[str, str] | None = None
 ) -> subprocess.Popen[str]:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.botproc import SECRET, spawn
+from bench.botproc import SECRET, argocd_config, spawn
 from sandbox.argocd_fake import FakeArgoCD
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
@@ -71,14 +71,8 @@ class Sampler:
 
 
 def start_bot(tmp: Path, slack: FakeSlack, argocd: FakeArgoCD) -> tuple[subprocess.Popen[str], int]:
-    proc = spawn(
-        tmp, slack,
-        f"audit: {{database: {tmp / 'audit.db'}}}\n"
-        f"git: {{cache_dir: {tmp / 'git'}}}\n"
-        "drift: {enabled: false}\n"
-        f"argocd: [{{name: main, url: '{argocd.base_url}', token_env: ARGOCD_TOKEN}}]\n"
-        "access: {grants: [{role: deployer, groups: [S0EVERYONE]}]}\n",
-    )  # fmt: skip
+    grants = "access: {grants: [{role: deployer, groups: [S0EVERYONE]}]}\n"
+    proc = spawn(tmp, slack, argocd_config(tmp, argocd.base_url) + grants)
     assert proc.stdout is not None
     for line in proc.stdout:
         try:

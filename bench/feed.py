@@ -39,7 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.botproc import spawn
+from bench.botproc import argocd_config, spawn
 from sandbox.argocd_fake import FakeArgoCD
 from sandbox.argocd_state import AppRecord
 from sandbox.slack_api import FakeSlack
@@ -208,14 +208,8 @@ def start_bot(
     tmp: Path, slack: FakeSlack, argocd: FakeArgoCD, teams: int
 ) -> tuple[subprocess.Popen[str], BotLog]:
     routes = ", ".join(f"{{channel: {channel_of(t)}, labels: ['team=team-{t}']}}" for t in range(teams))
-    proc = spawn(
-        tmp, slack,
-        f"audit: {{database: {tmp / 'audit.db'}}}\n"
-        f"git: {{cache_dir: {tmp / 'git'}}}\n"
-        "drift: {enabled: false}\n"
-        f"argocd: [{{name: main, url: '{argocd.base_url}', token_env: ARGOCD_TOKEN}}]\n"
-        f"feed: {{routes: [{routes}]}}\n",  # feed.pace: the default (1 s per channel)
-    )  # fmt: skip
+    # feed.pace: the default (1 s per channel)
+    proc = spawn(tmp, slack, argocd_config(tmp, argocd.base_url) + f"feed: {{routes: [{routes}]}}\n")
     log = BotLog(proc)
     log.wait_listening(60)
     return proc, log

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ class Accepted:
     correlation_id: str
     started: float  # time.perf_counter() on arrival
     started_id: int | None  # its `started` audit row, when it changes something
+    # Messages already noted for the feed: `shown` comes with every edit, the link needs the first.
+    _linked: set[tuple[str, str]] = field(default_factory=set, compare=False, repr=False)
 
     def watching(self, deps: Deps, spec: Mapping[str, Any]) -> None:
         """The request's operation is followed by the watcher: remember how, for a restart."""
@@ -61,7 +63,8 @@ class Accepted:
             )  # fmt: skip
         except GitOpsBotError:
             log.warning("could not note the request's message", extra={"action": self.action})
-        if deps.feed is not None:
+        if deps.feed is not None and (channel, ts) not in self._linked:
+            self._linked.add((channel, ts))
             try:  # a deploy this request started links to this message in the feed
                 deps.feed.shown(self.correlation_id, channel=channel, ts=ts)
             except GitOpsBotError:
