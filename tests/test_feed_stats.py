@@ -103,3 +103,17 @@ def test_the_weekly_digest_is_scheduled_in_its_time_zone(tmp_path: Path, fake_sl
             assert job is not None
             upcoming = job.next_run_time.astimezone(ZoneInfo("Europe/Berlin"))
             assert (upcoming.weekday(), upcoming.hour, upcoming.minute) == (0, 9, 0)
+
+
+def test_a_bad_period_is_refused_and_changes_nothing(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    with FakeArgoCD().start() as argocd:
+        argocd.add_app("api-dev")
+        world = FeedWorld(tmp_path, fake_slack, argocd)
+        with world.bot() as w:
+            w.say("stats --since 400d")
+            refused = lambda fake: [m for m in fake.ephemeral("U0ALICE") if "400d" in m.text + text_of(m)]  # noqa: E731
+            fake_slack.wait_for(lambda fake: bool(refused(fake)), 10)
+            assert "366 days" in " ".join(m.text + text_of(m) for m in refused(fake_slack))
+            assert w.posts(DEPLOYS) == []  # no figures posted
+            assert fake_slack.files() == []
+            assert w.deployments() == 0
