@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 
-.PHONY: run test check bench clean
+.PHONY: run test test-postgres check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ run: $(STAMP_RUN)
 test: $(STAMP_DEV)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# The same suite with every bot the tests start keeping its state in PostgreSQL (the store tests
+# run on both engines in `make test` already). Needs Debian's postgresql package (.ci/run installs it).
+test-postgres: $(STAMP_DEV)
+	GITOPS_BOT_TEST_DATABASE=postgresql $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
 check: $(STAMP_DEV)
 	$(BIN)/python scripts/check.py
 
@@ -42,6 +47,7 @@ bench: $(STAMP_RUN)
 	$(BIN)/python bench/promotion.py
 	$(BIN)/python bench/drift_scan.py
 	$(BIN)/python bench/pipelines.py
+	$(BIN)/python bench/replicas.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -35,7 +35,7 @@ from services.extensions.context import PluginContext
 from services.extensions.events import audit_listener
 from services.extensions.manager import Extensions
 from services.settings.model import Settings
-from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
 
 SECRET = "bench-webhook-secret"  # a throwaway secret for a local receiver
 
@@ -77,7 +77,7 @@ def with_notifier(root: Path, url: str) -> tuple[AuditStore, Extensions]:
     settings = Settings.model_validate(
         {"notifiers": [{"kind": "webhook", "name": "bench", "url": url, "secret_env": "BENCH_SECRET"}]}
     )
-    database = Database(root / "b.db")
+    database = SqliteDatabase(root / "b.db")
     extensions, problems = Extensions.load(settings)
     assert not problems, problems
     secrets = {"BENCH_SECRET": SecretStr(SECRET)}
@@ -107,7 +107,7 @@ def main() -> None:
             current[0] = n
             with tempfile.TemporaryDirectory() as tmp:
                 root = Path(tmp)
-                plain = AuditStore(Database(root / "a.db"))
+                plain = AuditStore(SqliteDatabase(root / "a.db"))
                 a = measure(plain, args.events, args.threads)
                 plain.close()
                 store, extensions = with_notifier(root, receiver.url)

@@ -46,7 +46,7 @@ from services.git import RepoCache
 from services.githost import GitHost, build_host
 from services.promotion.service import PromotionService, PromotionStore
 from services.settings.model import Settings
-from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
 
 ENVS = ("dev", "staging", "prod")
 PROJECT = "bench/deploy"
@@ -283,7 +283,7 @@ def main() -> int:
         if args.runs + args.fresh_runs + args.pr_runs + 1 > services:
             raise SystemExit("not enough services for distinct promotions; raise --files")
         settings = settings_for(bare, services)
-        db = Database(root / "bot.db")
+        db = SqliteDatabase(root / "bot.db")
         store = PromotionStore(db)
         resolver = AppResolver(settings, {})
         apps = iter(f"svc-{i:04d}" for i in range(services))

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Literal
 
@@ -28,11 +28,13 @@ from slack_sdk.errors import SlackApiError
 import handlers
 from bot import startup_checks
 from bot.config import LoadedConfig
+from bot.database import database_info, open_state
 from bot.deliveries import DeliveryGuard, DuplicateFilter, OnceSocketModeHandler
+from bot.replicas import HEARTBEAT_SECONDS, REPLICA_SILENCE, heartbeat
 from bot.scheduler import build_scheduler
 from bot.server import SLACK_PATH, HttpServer, Router
 from bot.slack_client import build_web_client, group_members
-from bot.wiring import build_services
+from bot.wiring import build_services, rate_limiter
 from handlers.admin.executor import admin_executors
 from handlers.audit.executor import audit_executor
 from handlers.authz import Authorizer
@@ -57,11 +59,11 @@ from handlers.resume import Follower
 from handlers.rollback import pull_request as rollback_pr
 from handlers.rollback.executor import rollback_executor
 from services.access.policy import AccessPolicy, CachedGroupDirectory
-from services.access.ratelimit import RateLimiter
 from services.access.replay import ReplayGuard
 from services.audit.trail import AuditStore
 from services.backend import GitOpsBackend
 from services.drift.store import IncidentStore
+from services.errors import BackendUnavailable
 from services.extensions.context import PluginContext
 from services.extensions.events import audit_listener
 from services.extensions.manager import PluginFailed
@@ -73,7 +75,7 @@ from services.leader.election import Leadership, build_leadership, default_ident
 from services.metrics import Metrics
 from services.operations import GitOpsService
 from services.redaction import Redactor
-from services.store.db import Database
+from services.store.db import Database, Health
 
 log = logging.getLogger(__name__)
 HELPER_JOIN_SECONDS = 10.0
@@ -156,7 +158,14 @@ class Runtime:
         if inflight is not None:
             # Requests an earlier process accepted and never finished (kill -9, OOM, node loss):
             # read now, before anything new is accepted; closed off the start path (Slack calls).
-            left = inflight.left_behind()
+            # On a shared database only those of replicas that stopped saying they are alive.
+            silence = self._silence()
+            if silence is not None:
+                inflight.alive()
+                self.scheduler.add_job(
+                    self._heartbeat, "interval", seconds=HEARTBEAT_SECONDS, id="replica-heartbeat"
+                )
+            left = inflight.left_behind(silent_for=silence)
             if left:
                 self._helper(
                     "recover-requests",
@@ -182,6 +191,18 @@ class Runtime:
         if self.socket_handler is not None:
             self._connect_socket(self.socket_handler)
         return self
+
+    def _silence(self) -> timedelta | None:
+        # SQLite: one process per file, so every other owner is gone.
+        return REPLICA_SILENCE if self.database.dialect == "postgresql" else None
+
+    def _heartbeat(self) -> None:
+        inflight, silence = self.deps.inflight, self._silence()
+        if inflight is not None:
+            leading = self.leadership is None or self.leadership.is_leader()
+            heartbeat(inflight, silence if leading else None, lambda left: recover(
+                self.deps, self.app.client, left, why="restart", renderers=self.renderers,
+                followers=self.followers))  # fmt: skip
 
     def _helper(self, name: str, work: Callable[[], object]) -> None:
         thread = threading.Thread(target=work, name=name, daemon=True)
@@ -259,8 +280,13 @@ class Runtime:
             self.deps.extensions.shutdown()  # notifiers stop delivering; their outboxes stay in the database
         # Held from the snapshot of unfinished jobs to the close: a job that ends meanwhile cannot
         # add its own row after its interrupted one (it finds the database closed instead).
-        with self.database.lock:
+        with self.database.exclusive():
             self._record_interrupted(finished)
+            if self.deps.inflight is not None:
+                try:
+                    self.deps.inflight.gone()
+                except BackendUnavailable:
+                    log.warning("could not record that this replica stopped")
             self.database.close()
         log.info("stopped")
 
@@ -296,7 +322,7 @@ def build_runtime(
         raise StartupError("Slack settings missing:\n  " + "\n  ".join(missing))
     redact = Redactor(loaded.secrets.values())
     metrics = Metrics()
-    database = Database(settings.audit.database)
+    database = open_state(loaded)
     audit = AuditStore(database, redact=redact)
     built = build_services(loaded, database, metrics, backends=backends)
     jobs = JobRunner(
@@ -326,7 +352,7 @@ def build_runtime(
         authz=Authorizer(
             policy, locks=built.locks, resolver=built.ops.resolver, extensions=loaded.extensions
         ),
-        rate_limiter=RateLimiter(settings.access.rate_limit.commands, settings.access.rate_limit.per),
+        rate_limiter=rate_limiter(settings, database),
         pipelines=built.pipelines,
         githosts=built.githosts,
         feed=FeedStore(database),
@@ -388,8 +414,12 @@ def build_runtime(
     else:
         slack_wsgi = SlackRequestHandler(app, path=SLACK_PATH)
 
+    seen: dict[str, Health] = {}  # the last readiness check's database health, for the same reply
+
     def readiness() -> dict[str, bool]:
-        checks = {"config": True, "database": database.is_writable()}
+        seen["database"] = health = database.health()
+        # Ready only at the schema this release needs: an old replica must not serve a newer schema.
+        checks = {"config": True, "database": health.current}
         if socket_handler is not None:
             checks["slack_socket"] = bool(socket_handler.client.is_connected())
         metrics.jobs_active.set(jobs.active)
@@ -405,6 +435,8 @@ def build_runtime(
             "backends": built.ops.known_versions(),
             "plugins": {p.name: p.version for p in loaded.extensions.plugins if not p.builtin},
             "warnings": runtime.warnings(),
+            "database": database_info(seen.get("database") or database.health()),
+            "leader": runtime.leadership.is_leader() if runtime.leadership is not None else True,
         },
     )
     server = HttpServer(
@@ -420,7 +452,7 @@ def build_runtime(
     feed_job = build_feed(deps, app.client, leadership, built.ops) if built.backends else None
     scheduler = build_scheduler(
         deps, app.client, drift=drift_job, promoter=promoter, pipeline_monitor=monitor, pr_refresh=pr_refresh,
-        feed=feed_job,
+        feed=feed_job, leadership=leadership,
     )  # fmt: skip
     runtime = Runtime(loaded, mode, deps, app, router, server, database, scheduler, socket_handler)
     runtime.promoter, runtime.drift, runtime.leadership = promoter, drift_job, leadership

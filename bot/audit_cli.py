@@ -1,7 +1,8 @@
 """`gitops-bot audit export|verify`: the audit trail for auditors and operators, without Slack.
 
-Both read the database named by `audit.database` through a read-only snapshot, so they are safe
-to run while the bot is writing. Exit codes: 0 done / chain intact, 1 the chain is broken
+Both read the configured database (`database.url`, else `audit.database`), or the one `--database`
+names (a SQLite file left from before a move to PostgreSQL, say), through a read-only snapshot, so
+they are safe to run while the bot is writing. Exit codes: 0 done / chain intact, 1 the chain is broken
 (verify), 2 could not run (no database, unreadable, bad --since, output not writable).
 """
 
@@ -15,9 +16,12 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.config import LoadedConfig
+from bot.database import open_state
 from services.audit.chain import verify
 from services.audit.query import ExportFormat, export
 from services.errors import BackendUnavailable, UserError
+from services.store.db import Database
+from services.store.opening import is_postgres
 from services.validation import since as parse_since
 
 EXIT_OK, EXIT_TAMPERED, EXIT_FAILED = 0, 1, 2
@@ -30,8 +34,16 @@ def add_audit_commands(
         "audit", parents=[common_parent], help="export or verify the audit trail (read-only)"
     )
     actions = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    which = argparse.ArgumentParser(add_help=False)
+    which.add_argument(
+        "--database",
+        metavar="PATH|URL",
+        dest="audit_database",
+        default=argparse.SUPPRESS,
+        help="read this SQLite file or postgresql:// URL instead of the configured database",
+    )
     exporter = actions.add_parser(
-        "export", parents=[common_parent], help="write audit rows as CSV or a JSON array, oldest first"
+        "export", parents=[common_parent, which], help="write audit rows as CSV or a JSON array, oldest first"
     )
     exporter.add_argument(
         "--format",
@@ -50,7 +62,9 @@ def add_audit_commands(
         "--output", metavar="FILE", dest="audit_output", help="write to FILE (default: standard output)"
     )
     actions.add_parser(
-        "verify", parents=[common_parent], help="check the hash chain; exit 1 on the first tampered row"
+        "verify",
+        parents=[common_parent, which],
+        help="check the hash chain; exit 1 on the first tampered row",
     )
 
 
@@ -63,8 +77,12 @@ def run_audit_command(
     now: datetime | None = None,
 ) -> int:
     out, err = out or sys.stdout, err or sys.stderr
-    database = loaded.settings.audit.database
+    target = getattr(args, "audit_database", None) or loaded.settings.database_url
+    opened: Database | None = None
     try:
+        # A SQLite file is read through its own read-only connection (never created or migrated).
+        opened = open_state(loaded, migrate=False, url=target) if is_postgres(target) else None
+        database: Database | Path = opened if opened is not None else Path(target)
         if args.audit_command == "verify":
             return _verify(database, out)
         since = parse_since(args.audit_since, now or datetime.now(UTC)) if args.audit_since else None
@@ -75,10 +93,13 @@ def run_audit_command(
         print(f"gitops-bot audit: {exc}", file=err)
     except OSError as exc:
         print(f"gitops-bot audit: cannot write {exc.filename or 'the output'}: {exc.strerror}", file=err)
+    finally:
+        if opened is not None:
+            opened.close()
     return EXIT_FAILED
 
 
-def _verify(database: Path, out: TextIO) -> int:
+def _verify(database: Database | Path, out: TextIO) -> int:
     report = verify(database)
     if report.ok:
         print(f"audit trail OK: {report.rows_checked} rows", file=out)
@@ -90,7 +111,12 @@ def _verify(database: Path, out: TextIO) -> int:
 
 
 def _export(
-    database: Path, fmt: ExportFormat, since: datetime | None, output: str | None, out: TextIO, err: TextIO
+    database: Database | Path,
+    fmt: ExportFormat,
+    since: datetime | None,
+    output: str | None,
+    out: TextIO,
+    err: TextIO,
 ) -> int:
     if output is None:
         export(database, out, fmt, since=since)

@@ -21,6 +21,7 @@ from bot.config import (
     resolve_config_path,
 )
 from bot.config_summary import format_summary
+from bot.database import add_db_commands, run_db_command
 from bot.logs import configure_logging
 from services.errors import GitOpsBotError
 from services.redaction import Redactor
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay console lines from FILE (expect: lines check output)",
     )
     add_audit_commands(sub, common)
+    add_db_commands(sub, common)
     return parser
 
 
@@ -73,6 +75,8 @@ def main(argv: Sequence[str] | None = None, *, environ: Mapping[str, str] | None
         return EXIT_CONFIG
     if args.command == "audit":
         return run_audit_command(args, loaded)
+    if args.command == "db":
+        return run_db_command(args, loaded)
     if args.command == "check-config":
         print(format_summary(loaded))
         return EXIT_OK

@@ -178,6 +178,7 @@ def read_secrets(settings: Settings, environ: Mapping[str, str]) -> Secrets:
         githost_tokens=MappingProxyType(host),
         githost_approve_tokens=MappingProxyType(approve),
         named=MappingProxyType(named),
+        database_password=_secret(environ, settings.database.password_env),
     )
 
 
@@ -211,6 +212,19 @@ def _environment_warnings(settings: Settings, environ: Mapping[str, str]) -> Ite
             f"{SLACK_SIGNING_SECRET} is not set (and no {SLACK_APP_TOKEN} for Socket Mode); "
             "HTTP mode cannot verify Slack's requests"
         )
+    if settings.database.postgres and not settings.leader.enabled:
+        yield (
+            "database.url is PostgreSQL, which several replicas share, but leader.enabled is false: "
+            "with more than one replica each would run the drift scan and the other leader-only jobs"
+        )
+    if settings.database.postgres and not settings.database.password_env:
+        yield (
+            "database.password_env is not set: connecting to PostgreSQL without a password "
+            "(trust, peer or a client certificate)"
+        )
+    elif settings.database.password_env and not environ.get(settings.database.password_env):
+        name = settings.database.password_env
+        yield f"database.password_env: {name} is not set; PostgreSQL will ask for a password"
     for index, instance in enumerate(settings.argocd):
         if not environ.get(instance.token_env):
             yield (

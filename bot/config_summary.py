@@ -71,7 +71,12 @@ def format_summary(loaded: LoadedConfig) -> str:
     else:
         lines.append("Drift: off")
     kept = f"{s.audit.retention_days} days" if s.audit.retention_days else "forever"
-    lines.append(f"Audit: {s.audit.database} (kept {kept})")
+    if s.database.postgres:
+        tls = f", sslmode {s.database.sslmode}" if s.database.sslmode else ""
+        lines.append(f"Database: PostgreSQL {s.database_url} (pool {s.database.pool_size}{tls})")
+    else:
+        lines.append(f"Database: SQLite {s.database_url}")
+    lines.append(f"Audit: kept {kept}")
     lines.append(f"Logging: {s.logging.level}")
     plugins = [p.label for p in loaded.extensions.plugins if not p.builtin]
     lines.append("Plugins: " + (", ".join(plugins) if plugins else "none (built-in extensions only)"))

@@ -25,6 +25,7 @@ from handlers.pipelines.monitor import PipelineMonitor
 from handlers.promote.executor import Promoter, expire_promotions
 from handlers.promote.refresh import PullRequestRefresh
 from handlers.rollback.reminders import remind_holds
+from services.leader.election import Leadership
 
 log = logging.getLogger(__name__)
 FEED_TICK_SECONDS = 5.0  # how soon a new leader starts following
@@ -40,17 +41,24 @@ def build_scheduler(
     pr_refresh: PullRequestRefresh | None = None,
     feed: FeedJob | None = None,
     tick: timedelta = timedelta(minutes=1),
+    leadership: Leadership | None = None,
 ) -> BackgroundScheduler:
+    """`leadership`: the housekeeping jobs (reminders, expiries, retention) run only on the leader,
+    so replicas sharing one database never announce the same expiry twice."""
     scheduler = BackgroundScheduler(timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1})
+
+    def leading(job: Callable[[], object]) -> Callable[[], object]:
+        return job if leadership is None else (lambda: job() if leadership.is_leader() else None)
+
     scheduler.add_job(
-        _safe(lambda: remind_holds(deps, client), "hold reminders"),
+        _safe(leading(lambda: remind_holds(deps, client)), "hold reminders"),
         "interval",
         seconds=tick.total_seconds(),
         id="hold-reminders",
         jitter=min(10, int(tick.total_seconds() / 4)) or None,
     )
     scheduler.add_job(
-        _safe(lambda: expire_locks(deps, client), "lock expiry"),
+        _safe(leading(lambda: expire_locks(deps, client)), "lock expiry"),
         "interval",
         seconds=min(60.0, tick.total_seconds()),
         id="lock-expiry",
@@ -75,7 +83,7 @@ def build_scheduler(
         )
     if promoter is not None:
         scheduler.add_job(
-            _safe(lambda: expire_promotions(promoter, client), "promotion expiry"),
+            _safe(leading(lambda: expire_promotions(promoter, client)), "promotion expiry"),
             "interval",
             seconds=min(60.0, tick.total_seconds()),
             id="promotion-expiry",
@@ -104,7 +112,7 @@ def build_scheduler(
     days = deps.settings.audit.retention_days
     if days is not None:
         scheduler.add_job(
-            _safe(lambda: deps.audit.apply_retention(days), "audit retention"),
+            _safe(leading(lambda: deps.audit.apply_retention(days)), "audit retention"),
             "interval",
             hours=24,
             id="audit-retention",

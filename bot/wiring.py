@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from bot.config import LoadedConfig
 from services.access.locks import LockStore
+from services.access.ratelimit import Limiter, RateLimiter, SharedRateLimiter
 from services.apps import AppResolver
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
@@ -23,6 +24,7 @@ from services.pipelines import PipelineRuns
 from services.promotion.service import PromotionService
 from services.promotion.store import PromotionStore
 from services.redaction import Redactor
+from services.settings.model import Settings
 from services.store.db import Database
 from services.tekton.client import TektonClient
 from services.watcher import Watcher, WatchOptions
@@ -126,3 +128,11 @@ def build_pipelines(
     if clients is None:
         clients = {c.name: TektonClient(c, metrics=metrics) for c in settings.tekton}
     return PipelineRuns(settings, clients, redactor=Redactor(loaded.secrets.values()))
+
+
+def rate_limiter(settings: Settings, database: Database) -> Limiter:
+    """In memory for one replica; in the database replicas share, so they count together."""
+    limit = settings.access.rate_limit
+    if database.dialect == "postgresql":
+        return SharedRateLimiter(database, limit.commands, limit.per)
+    return RateLimiter(limit.commands, limit.per)

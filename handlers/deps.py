@@ -12,7 +12,7 @@ from handlers.caller import Caller
 from handlers.conversation import Conversation
 from handlers.grammar.parser import CommandRequest
 from services.access.locks import LockStore
-from services.access.ratelimit import RateLimiter
+from services.access.ratelimit import Limiter
 from services.audit.trail import AuditStore
 from services.extensions.manager import Extensions
 from services.feed.store import FeedStore
@@ -41,7 +41,7 @@ class Deps:
     pending: PendingActions | None = None
     ops: GitOpsService | None = None
     locks: LockStore | None = None
-    rate_limiter: RateLimiter | None = None
+    rate_limiter: Limiter | None = None
     authz: Authorizer | None = None
     redact: Redactor | None = None  # applied to command text on arrival: a pasted token goes no further
     inflight: InflightRequests | None = None  # requests in the background, to report after a restart

@@ -45,27 +45,24 @@ class HoldStore:
     ) -> Hold:
         at = now or datetime.now(UTC)
         with self._db.transaction() as db:
-            hold_id = (
-                db.table("holds")
-                .insert(
-                    {
-                        "kind": kind,
-                        "target": target,
-                        "ref": json.dumps(ref),
-                        "payload": json.dumps(payload),
-                        "channel": channel,
-                        "created_by": created_by,
-                        "created_at": at.isoformat(),
-                    }
-                )
-                .last_rowid
+            hold_id = db.insert_returning_id(
+                "holds",
+                {
+                    "kind": kind,
+                    "target": target,
+                    "ref": json.dumps(ref),
+                    "payload": json.dumps(payload),
+                    "channel": channel,
+                    "created_by": created_by,
+                    "created_at": at.isoformat(),
+                },
             )
         assert hold_id is not None
         return Hold(hold_id, kind, target, ref, payload, channel, created_by, at)
 
     def get(self, hold_id: int) -> Hold | None:
-        with self._db.lock:
-            rows = list(self._db.db.query("SELECT * FROM holds WHERE id = ?", [hold_id]))
+        with self._db.read() as tx:
+            rows = list(tx.query("SELECT * FROM holds WHERE id = ?", [hold_id]))
         return _hold(rows[0]) if rows else None
 
     def open_holds(self, kind: str | None = None) -> list[Hold]:
@@ -74,8 +71,8 @@ class HoldStore:
         if kind:
             sql += " AND kind = ?"
             params.append(kind)
-        with self._db.lock:
-            rows = list(self._db.db.query(sql + " ORDER BY id", params))
+        with self._db.read() as tx:
+            rows = list(tx.query(sql + " ORDER BY id", params))
         return [_hold(r) for r in rows]
 
     def due_for_reminder(self, *, every: timedelta, now: datetime | None = None) -> list[Hold]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.store.db import Database
@@ -24,9 +24,12 @@ _COLUMNS = (
     "correlation_id", "started_id", "owner", "user_id", "user_name", "channel", "action", "command",
     "target", "accepted_at", "response_url",
 )  # fmt: skip
+# A second insert of the same request replaces it whole (its message and watch start over).
 _INSERT = (
-    f"INSERT OR REPLACE INTO inflight_requests ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
-    f"VALUES ({', '.join('?' * len(_COLUMNS))})"
+    f"INSERT INTO inflight_requests ({', '.join(_COLUMNS)}) "  # noqa: S608 (constant names)
+    f"VALUES ({', '.join('?' * len(_COLUMNS))}) ON CONFLICT (correlation_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+    + ", message_channel = NULL, message_ts = NULL, message = NULL, watch = NULL"
 )
 _MAX_MESSAGE = 60_000  # a rendered Block Kit message is far below this; never store more
 
@@ -101,24 +104,51 @@ class InflightRequests:
             write_result()
             return True
 
-    def left_behind(self) -> list[Inflight]:
-        """Rows of other processes: requests that will never report back. Oldest first."""
-        return [r for r in self.all() if r.owner != self.owner]
+    def alive(self, *, now: datetime | None = None) -> None:
+        """Say this process is alive (every few seconds; see `left_behind`)."""
+        at = (now or datetime.now(UTC)).astimezone(UTC).isoformat()
+        with self._db.transaction() as db:
+            db.execute(
+                "INSERT INTO replicas (owner, started_at, seen_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at",
+                [self.owner, at, at],
+            )
+            # Long-gone processes: nothing needs their rows once their requests are settled.
+            cutoff = (now or datetime.now(UTC)) - timedelta(days=7)
+            db.execute("DELETE FROM replicas WHERE seen_at < ?", [cutoff.astimezone(UTC).isoformat()])
+
+    def gone(self) -> None:
+        """This process stops: it settled or handed over what it owned."""
+        with self._db.transaction() as db:
+            db.execute("DELETE FROM replicas WHERE owner = ?", [self.owner])
+
+    def left_behind(
+        self, *, silent_for: timedelta | None = None, now: datetime | None = None
+    ) -> list[Inflight]:
+        """Requests of other processes that will never report back, oldest first. `silent_for`:
+        only those whose owner has not said it is alive for that long (replicas sharing the
+        database); None: every other owner's (one process per database, so they are all gone)."""
+        others = [r for r in self.all() if r.owner != self.owner]
+        if silent_for is None or not others:
+            return others
+        cutoff = ((now or datetime.now(UTC)) - silent_for).astimezone(UTC).isoformat()
+        live = {
+            str(r["owner"]) for r in self._db.query("SELECT owner FROM replicas WHERE seen_at >= ?", [cutoff])
+        }
+        return [r for r in others if r.owner not in live]
 
     def mine(self) -> list[Inflight]:
         return [r for r in self.all() if r.owner == self.owner]
 
     def all(self) -> list[Inflight]:
-        with self._db.lock:
-            rows = list(self._db.db.query("SELECT * FROM inflight_requests ORDER BY accepted_at"))
+        with self._db.read() as tx:
+            rows = list(tx.query("SELECT * FROM inflight_requests ORDER BY accepted_at"))
         return [_inflight(r) for r in rows]
 
     def get(self, correlation_id: str) -> Inflight | None:
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
-                    "SELECT * FROM inflight_requests WHERE correlation_id = ?", [correlation_id]
-                )
+                tx.query("SELECT * FROM inflight_requests WHERE correlation_id = ?", [correlation_id])
             )
         return _inflight(rows[0]) if rows else None
 

@@ -58,7 +58,8 @@ class PendingActions:
             expires_at=created + ttl,
         )
         with self._db.transaction() as db:
-            db.table("pending_actions").insert(
+            db.insert(
+                "pending_actions",
                 {
                     "id": action.id,
                     "kind": kind,
@@ -67,13 +68,13 @@ class PendingActions:
                     "channel": channel,
                     "created_at": created.isoformat(),
                     "expires_at": action.expires_at.isoformat(),
-                }
+                },
             )
         return action
 
     def get(self, action_id: str) -> PendingAction | None:
-        with self._db.lock:
-            rows = list(self._db.db.query("SELECT * FROM pending_actions WHERE id = ?", [action_id[:64]]))
+        with self._db.read() as tx:
+            rows = list(tx.query("SELECT * FROM pending_actions WHERE id = ?", [action_id[:64]]))
         return _action(rows[0]) if rows else None
 
     def claim(self, action_id: str, *, kind: str, by: str, now: datetime | None = None) -> PendingAction:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ from sandbox.slack_api import FakeSlack
 from sandbox.slack_client import SlackSender
 from services.argocd import build_argocd_backends
 from services.backend import GitOpsBackend
+from tests.pgserver import PgDatabase
 from tests.suggestions import unrunnable
 
 # Fixtures of the fake Argo CD contract tests (argocd, client, clock, slow_client).
-pytest_plugins = ["tests.sandbox_argocd_support"]
+pytest_plugins = ["tests.sandbox_argocd_support", "tests.pg_fixtures", "tests.db_engines"]
 
 BOT_TOKEN = "xoxb-sandbox-token"
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -58,7 +60,32 @@ def config_for(
         f"audit:\n  database: {tmp_path / 'audit.db'}\n"
         f"server:\n  workers: 4\n  queue_limit: 16\n  shutdown_timeout: 2s\n{extra_yaml}"
     )
+    pg = _APP_DATABASE.get("current")
+    if pg is not None and "\ndatabase:" not in f"\n{extra_yaml}":
+        text += f"\ndatabase:\n  url: {pg.url}\n  password_env: GITOPS_BOT_DATABASE_PASSWORD\n"
+        environ.update(pg.environ())
     return parse_config_text(text, environ=environ)
+
+
+# GITOPS_BOT_TEST_DATABASE=postgresql: every bot these tests start keeps its state in a fresh
+# PostgreSQL database instead of the SQLite file (the store tests run on both engines anyway).
+TEST_DATABASE_ENV = "GITOPS_BOT_TEST_DATABASE"
+_APP_DATABASE: dict[str, PgDatabase] = {}
+
+
+@pytest.fixture(autouse=True)
+def _app_database(request: pytest.FixtureRequest) -> Iterator[None]:
+    if (
+        os.environ.get(TEST_DATABASE_ENV, "sqlite") != "postgresql"
+        or "fake_slack" not in request.fixturenames
+    ):
+        yield
+        return
+    _APP_DATABASE["current"] = request.getfixturevalue("postgres_db")
+    try:
+        yield
+    finally:
+        _APP_DATABASE.clear()
 
 
 BotFactory = Callable[..., tuple[Runtime, SlackSender]]

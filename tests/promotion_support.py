@@ -13,6 +13,7 @@ from services.git import RepoCache
 from services.promotion.service import Promotion, PromotionPlan, PromotionService, PromotionStore
 from services.settings.model import Settings
 from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
 from tests.git_support import Remote
 
 ENVS = ("dev", "staging", "prod")
@@ -100,7 +101,7 @@ def make_world(tmp_path: Path) -> World:
     bare, work = make_deploy_repo(tmp_path / "git", files)
     settings = settings_for(bare)
     repos = RepoCache(tmp_path / "cache", settings.repositories, {})
-    db = Database(tmp_path / "bot.db")
+    db = SqliteDatabase(tmp_path / "bot.db")
     store = PromotionStore(db)
     service = PromotionService(settings, repos, AppResolver(settings, {}), store)
     return World(Remote(bare, work), settings, repos, db, store, service)

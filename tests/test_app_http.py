@@ -7,8 +7,8 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
+from bot.database import open_state
 from handlers.blocks import Reply, message, section
 from handlers.caller import Caller
 from handlers.conversation import Conversation
@@ -186,18 +186,18 @@ def test_health_ready_and_metrics(bot: BotFactory) -> None:
     assert "gitops_bot_backend_request_seconds" in text
 
 
-def test_audit_rows_survive_restart(bot: BotFactory, tmp_path: Path) -> None:
+def test_audit_rows_survive_restart(bot: BotFactory) -> None:
     runtime, sender = bot()
     sender.slash("help", user_id="U0ALICE")
     sender.slash("whoami", user_id="U0BOB")
     _wait_rows(runtime.deps.audit, 2)
     runtime.stop()
-    reopened = AuditStore(tmp_path / "audit.db")
+    database = open_state(runtime.loaded)  # the configured database: the SQLite file, or PostgreSQL
     try:
-        rows = reopened.recent()
+        rows = AuditStore(database).recent()
         assert [(r.user_id, r.action) for r in rows] == [("U0BOB", "whoami"), ("U0ALICE", "help")]
     finally:
-        reopened.close()
+        database.close()
 
 
 def test_unknown_button_is_answered_and_audited(bot: BotFactory, fake_slack: FakeSlack) -> None:

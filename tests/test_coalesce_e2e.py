@@ -24,7 +24,7 @@ from services.coalesce import CoalescingBackend
 from services.flux import FluxBackend
 from services.jobs import JobRunner
 from services.metrics import Metrics
-from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
 from tests.argocd_fixtures import backend_for
 from tests.conftest import config_for, start_on_argocd
 
@@ -63,7 +63,7 @@ def _loaded(tmp_path: Path, yaml: str = "") -> LoadedConfig:
 def _services(
     tmp_path: Path, metrics: Metrics, yaml: str = "", *, backends: Mapping[str, GitOpsBackend] | None = None
 ) -> Iterator[Services]:
-    database = Database(tmp_path / "audit.db")
+    database = SqliteDatabase(tmp_path / "audit.db")
     try:
         yield build_services(_loaded(tmp_path, yaml), database, metrics, backends=backends)
     finally:

@@ -401,6 +401,13 @@ COMMENTED_IN_EXAMPLE = {
     "tekton[].kubeconfig",
     "tekton[].context",
     "repositories[].ssh_key_path",
+    # The example keeps SQLite; the PostgreSQL section is there, commented out.
+    "database.url",
+    "database.password_env",
+    "database.sslmode",
+    "database.ssl_root_cert",
+    "database.pool_size",
+    "database.connect_timeout",
 }
 
 
@@ -453,4 +460,4 @@ def test_summary_describes_http_mode_and_targets():
     assert "dev→argocd:main web-dev" in summary
     assert "Environments in promotion order: dev → prod" in summary
     assert "ARGO_TOKEN is not set" in summary
-    assert "Audit: data/gitops-bot.db" in summary
+    assert "Database: SQLite data/gitops-bot.db" in summary

@@ -1,18 +1,12 @@
 """deploy/: the kustomize base and overlays render, validate against Kubernetes' schemas, and keep
 their promises (probes, non-root, read-only root, least-privilege RBAC, narrow egress, no secrets).
 
-`build` is a small `kustomize build` for what these manifests use: resources (files and
-directories), configMapGenerator (with kustomize v5's name hash), patches (strategic merge on a
-Deployment, matched by kind, name and namespace), namespace, labels and images. Anything else in a
-kustomization.yaml fails the test rather than being silently ignored; when kubectl is installed,
-its built-in kustomize must render exactly the same objects.
+The renderer is tests/kustomize_support.py; when kubectl is installed, its built-in kustomize must
+render exactly the same objects. overlays/ha's own promises are in tests/test_deploy_ha.py.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import re
 import shutil
 import subprocess
@@ -24,161 +18,33 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bot.config import parse_config_text
+from tests.kustomize_support import (
+    DEPLOY,
+    ROOT,
+    Obj,
+    bot_config,
+    build,
+    find_one,
+    load_all,
+    object_key,
+    pod_container,
+    pod_env,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
 FLUX_CRDS = Path("/work/shared/contracts/flux")
 # The oldest minor still in common support and the newest the validator ships.
 K8S_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
-OVERLAYS = ("socket-mode", "http-mode")
+OVERLAYS = ("socket-mode", "http-mode", "ha")
+SINGLE_REPLICA = ("socket-mode", "http-mode")  # SQLite on a ReadWriteOnce claim
 TARGETS = ("base", *OVERLAYS)
 TEKTON = "tekton"  # deploy/tekton: optional, applied on its own (Roles in the pipelines' namespaces)
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
-MERGE_KEYS = {"containers": "name", "initContainers": "name", "env": "name", "volumes": "name",
-              "volumeMounts": "mountPath", "ports": "containerPort"}  # fmt: skip
-SUPPORTED = {
-    "apiVersion",
-    "kind",
-    "namespace",
-    "labels",
-    "resources",
-    "configMapGenerator",
-    "patches",
-    "images",
-}
-Obj = dict[str, Any]
-
-
-# -- the renderer ----------------------------------------------------------------------------------
-
-
-def _load_all(path: Path) -> list[Obj]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
-
-
-def _key(obj: Obj) -> tuple[str, str, str, str]:
-    meta = obj["metadata"]
-    return obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"]
-
-
-def _config_map_hash(data: dict[str, str]) -> str:
-    # kustomize v5 (api/hasher) hashes {"data", "kind", "name"} as Go's json.Marshal writes it;
-    # its kyaml lookup of "metadata/name" finds nothing, so the name it hashes is "".
-    text = json.dumps({"data": data, "kind": "ConfigMap", "name": ""}, sort_keys=True,
-                      separators=(",", ":"), ensure_ascii=False)  # fmt: skip
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return hashlib.sha256(text.encode()).hexdigest()[:10].translate(str.maketrans("013ae", "ghkmt"))
-
-
-def _merge(base: Any, patch: Any) -> Any:
-    """Strategic merge patch for the fields a Deployment patch touches."""
-    if not (isinstance(base, dict) and isinstance(patch, dict)):
-        return copy.deepcopy(patch)
-    out = copy.deepcopy(base)
-    for field, value in patch.items():
-        if value is None:
-            out.pop(field, None)
-        elif isinstance(value, list) and field in MERGE_KEYS and isinstance(out.get(field), list):
-            key, merged, new = MERGE_KEYS[field], list(out[field]), []
-            for item in value:
-                at = [i for i, old in enumerate(merged) if old.get(key) == item.get(key)]
-                if at:
-                    merged[at[0]] = _merge(merged[at[0]], item)
-                else:
-                    new.append(copy.deepcopy(item))
-            out[field] = new + merged  # kustomize's kyaml puts new list items first
-        elif field in out:
-            out[field] = _merge(out[field], value)
-        else:
-            out[field] = copy.deepcopy(value)
-    return out
-
-
-def _pod_templates(obj: Obj) -> list[Obj]:
-    return [obj["spec"]["template"]] if obj["kind"] == "Deployment" else []
-
-
-def build(directory: Path) -> list[Obj]:
-    kust = yaml.safe_load((directory / "kustomization.yaml").read_text())
-    assert set(kust) <= SUPPORTED, f"{directory}: not modelled by this test: {set(kust) - SUPPORTED}"
-    objects: list[Obj] = []
-    for entry in kust.get("resources", []):
-        path = directory / entry
-        objects += build(path) if path.is_dir() else _load_all(path)
-    renamed: dict[str, str] = {}
-    for gen in kust.get("configMapGenerator", []):
-        assert set(gen) == {"name", "files"}, gen
-        data = {Path(f).name: (directory / f).read_text() for f in gen["files"]}
-        renamed[gen["name"]] = f"{gen['name']}-{_config_map_hash(data)}"
-        objects.append(
-            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": gen["name"]}, "data": data}
-        )
-    # Transformer order as in kustomize: patches, namespace, labels, images, then generator names.
-    for entry in kust.get("patches", []):
-        assert set(entry) == {"path"}, f"only strategic merge patches from a file: {entry}"
-        [patch] = _load_all(directory / entry["path"])
-        assert patch["kind"] == "Deployment"
-        targets = [i for i, o in enumerate(objects) if _key(o) == _key(patch)]
-        assert len(targets) == 1, f"no unique target for {_key(patch)}"
-        objects[targets[0]] = _merge(objects[targets[0]], patch)
-    namespace = kust.get("namespace")
-    for obj in objects:
-        if namespace and obj["kind"] not in CLUSTER_SCOPED:
-            obj["metadata"]["namespace"] = namespace
-        if namespace and obj["kind"] == "Namespace":
-            assert obj["metadata"]["name"] == namespace, "renaming a Namespace is not modelled"
-        for subject in obj.get("subjects", []) if namespace else ():
-            assert subject.get("namespace") == namespace, "write binding subjects' namespace out"
-    for entry in kust.get("labels", []):
-        assert entry.get("includeSelectors") is False, "selector labels are not modelled"
-        for obj in objects:
-            obj["metadata"].setdefault("labels", {}).update(entry["pairs"])
-            if entry.get("includeTemplates"):
-                for template in _pod_templates(obj):
-                    template.setdefault("metadata", {}).setdefault("labels", {}).update(entry["pairs"])
-    for image in kust.get("images", []):
-        for obj in objects:
-            for template in _pod_templates(obj):
-                for container in template["spec"]["containers"]:
-                    if re.split(r"[:@]", container["image"])[0] == image["name"]:
-                        container["image"] = f"{image.get('newName', image['name'])}:{image['newTag']}"
-    for obj in objects:
-        if obj["kind"] == "ConfigMap" and obj["metadata"]["name"] in renamed:
-            obj["metadata"]["name"] = renamed[obj["metadata"]["name"]]
-        for template in _pod_templates(obj):
-            for volume in template["spec"].get("volumes", []):
-                if "configMap" in volume:
-                    volume["configMap"]["name"] = renamed.get(
-                        volume["configMap"]["name"], volume["configMap"]["name"]
-                    )
-    return objects
+_one = find_one  # its old name here: tests/test_tekton_rbac.py imports it from this module
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, list[Obj]]:
     overlays = {o: build(DEPLOY / "overlays" / o) for o in OVERLAYS}
     return {"base": build(DEPLOY / "base"), **overlays, TEKTON: build(DEPLOY / TEKTON)}
-
-
-def _one(objects: list[Obj], kind: str, name: str | None = None) -> Obj:
-    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
-    assert len(found) == 1, f"{kind} {name or ''}: {len(found)} found"
-    return found[0]
-
-
-def _container(objects: list[Obj]) -> Obj:
-    [container] = _one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
-    return container
-
-
-def _env(objects: list[Obj]) -> dict[str, Obj]:
-    return {e["name"]: e for e in _container(objects)["env"]}
-
-
-def _config(objects: list[Obj]) -> Any:
-    data = _one(objects, "ConfigMap")["data"]["gitops-bot.yaml"]
-    return parse_config_text(data, environ={"ARGOCD_TOKEN": "t", "GIT_TOKEN": "t"}).settings
 
 
 # -- rendering and schemas ------------------------------------------------------------------------
@@ -189,7 +55,7 @@ def test_every_rendered_object_validates_against_the_kubernetes_schemas(
     rendered: dict[str, list[Obj]], target: str
 ) -> None:
     objects = rendered[target]
-    assert len({_key(o) for o in objects}) == len(objects), "duplicate objects"
+    assert len({object_key(o) for o in objects}) == len(objects), "duplicate objects"
     for obj in objects:
         for version in K8S_VERSIONS:
             # strict: unknown fields are errors, as with kubectl's server-side field validation.
@@ -207,24 +73,24 @@ def test_the_renderer_agrees_with_kubectl_kustomize(rendered: dict[str, list[Obj
     if done.returncode != 0 and "unknown command" in done.stderr:
         pytest.skip("this kubectl has no kustomize")
     assert done.returncode == 0, done.stderr
-    theirs = {_key(o): o for o in yaml.safe_load_all(done.stdout) if o}
-    assert {_key(o): o for o in rendered[target]} == theirs
+    theirs = {object_key(o): o for o in yaml.safe_load_all(done.stdout) if o}
+    assert {object_key(o): o for o in rendered[target]} == theirs
 
 
 @pytest.mark.skipif(not FLUX_CRDS.is_dir(), reason="the Flux CRDs (shared/contracts/flux) are not here")
 def test_the_flux_example_validates_against_the_flux_crds() -> None:
     crds = {}
     for path in FLUX_CRDS.glob("*.yaml"):
-        for crd in _load_all(path):
+        for crd in load_all(path):
             for version in crd["spec"]["versions"]:
                 api = f"{crd['spec']['group']}/{version['name']}"
                 crds[api, crd["spec"]["names"]["kind"]] = version["schema"]["openAPIV3Schema"]
-    objects = _load_all(DEPLOY / "examples" / "flux-sync.yaml")
+    objects = load_all(DEPLOY / "examples" / "flux-sync.yaml")
     for obj in objects:
         schema = crds[obj["apiVersion"], obj["kind"]]
         jsonschema.Draft7Validator(schema).validate(obj)
         assert not _unknown_fields(obj, schema), "fields the API server would reject"
-    kustomization = _one(objects, "Kustomization")
+    kustomization = find_one(objects, "Kustomization")
     assert (ROOT / kustomization["spec"]["path"] / "kustomization.yaml").exists()
 
 
@@ -254,10 +120,10 @@ def _unknown_fields(data: Any, schema: Obj, path: str = "") -> list[str]:
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_probes_security_and_volumes(rendered: dict[str, list[Obj]], target: str) -> None:
     objects = rendered[target]
-    deployment = _one(objects, "Deployment")
+    deployment = find_one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
-    container = _container(objects)
-    settings = _config(objects)
+    container = pod_container(objects)
+    settings = bot_config(objects)
     [port] = container["ports"]
     assert port["containerPort"] == settings.server.port
     for probe, path in (
@@ -277,25 +143,38 @@ def test_probes_security_and_volumes(rendered: dict[str, list[Obj]], target: str
     assert "memory" in container["resources"]["limits"]
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
-    claim = volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"]
-    assert _one(objects, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    config_map = _one(objects, "ConfigMap", volumes[mounts["/config"]]["configMap"]["name"])
-    assert _env(objects)["GITOPS_BOT_CONFIG"]["value"] == "/config/" + next(iter(config_map["data"]))
-    assert str(settings.audit.database).startswith("/data/")
+    config_map = find_one(objects, "ConfigMap", volumes[mounts["/config"]]["configMap"]["name"])
+    assert pod_env(objects)["GITOPS_BOT_CONFIG"]["value"] == "/config/" + next(iter(config_map["data"]))
     assert str(settings.git.cache_dir).startswith("/data/")
-    # One SQLite writer: a single replica, the old pod gone before the new one opens the file.
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
     assert pod["enableServiceLinks"] is False  # no GITOPS_BOT_PORT=tcp://… injected by a Service
     assert ":" in container["image"]
     assert not container["image"].endswith(":latest")
 
 
+@pytest.mark.parametrize("target", SINGLE_REPLICA)
+def test_one_replica_keeps_sqlite_on_a_read_write_once_claim(
+    rendered: dict[str, list[Obj]], target: str
+) -> None:
+    objects = rendered[target]
+    deployment = find_one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in pod_container(objects)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = volumes[mounts["/data"]]["persistentVolumeClaim"]["claimName"]
+    assert find_one(objects, "PersistentVolumeClaim", claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    settings = bot_config(objects)
+    assert settings.database.url is None  # the SQLite file at audit.database, on the claim
+    assert str(settings.audit.database).startswith("/data/")
+    # One SQLite writer: a single replica, the old pod gone before the new one opens the file.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+
+
 @pytest.mark.parametrize("target", OVERLAYS)
 def test_graceful_shutdown_fits_in_the_grace_period(rendered: dict[str, list[Obj]], target: str) -> None:
-    pod = _one(rendered[target], "Deployment")["spec"]["template"]["spec"]
-    timeout = _config(rendered[target]).server.shutdown_timeout.total_seconds()
+    pod = find_one(rendered[target], "Deployment")["spec"]["template"]["spec"]
+    timeout = bot_config(rendered[target]).server.shutdown_timeout.total_seconds()
     # The bot needs the timeout plus a few seconds to record interrupted jobs and close the database.
     assert pod["terminationGracePeriodSeconds"] >= timeout + 10
 
@@ -303,6 +182,7 @@ def test_graceful_shutdown_fits_in_the_grace_period(rendered: dict[str, list[Obj
 MODES = [
     ("socket-mode", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"),
     ("http-mode", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),
+    ("ha", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"),  # built on http-mode
 ]
 
 
@@ -311,12 +191,13 @@ def test_secrets_come_from_the_secret_and_the_overlay_picks_the_mode(
     rendered: dict[str, list[Obj]], target: str, mode_var: str, other: str
 ) -> None:
     objects = rendered[target]
-    env = _env(objects)
-    container = _container(objects)
+    env = pod_env(objects)
+    container = pod_container(objects)
     assert "envFrom" not in container, "named keys only: a stray SLACK_APP_TOKEN would switch the mode"
-    settings = _config(objects)
+    settings = bot_config(objects)
     needed = {"SLACK_BOT_TOKEN", mode_var} | {a.token_env for a in settings.argocd}
     needed |= {r.credentials_env for r in settings.repositories if r.credentials_env}
+    needed |= {settings.database.password_env} if settings.database.password_env else set()
     for name in needed:
         assert env[name]["valueFrom"]["secretKeyRef"]["name"] == "gitops-bot", name
         assert env[name]["valueFrom"]["secretKeyRef"]["key"] == name
@@ -330,16 +211,16 @@ def test_socket_mode_has_no_service_and_http_mode_publishes_only_slack_events(
 ) -> None:
     assert not [o for o in rendered["socket-mode"] if o["kind"] in ("Service", "Ingress")]
     objects = rendered["http-mode"]
-    service = _one(objects, "Service")
-    pod_labels = _one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    service = find_one(objects, "Service")
+    pod_labels = find_one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= pod_labels.items()
     [port] = service["spec"]["ports"]
-    assert port["targetPort"] == _container(objects)["ports"][0]["name"]
-    [rule] = _one(objects, "Ingress")["spec"]["rules"]
+    assert port["targetPort"] == pod_container(objects)["ports"][0]["name"]
+    [rule] = find_one(objects, "Ingress")["spec"]["rules"]
     [path] = rule["http"]["paths"]
     assert (path["path"], path["pathType"]) == ("/slack/events", "Exact")
     assert path["backend"]["service"] == {"name": service["metadata"]["name"], "port": {"name": port["name"]}}
-    extra = _one(objects, "NetworkPolicy", "gitops-bot-ingress-controller")
+    extra = find_one(objects, "NetworkPolicy", "gitops-bot-ingress-controller")
     assert [p for r in extra["spec"]["ingress"] for p in r["ports"]] == [{"protocol": "TCP", "port": 3000}]
 
 
@@ -354,7 +235,7 @@ def test_rbac_is_exactly_what_the_bot_uses(rendered: dict[str, list[Obj]]) -> No
         for rule in role["rules"]:
             for field in ("apiGroups", "resources", "verbs", "resourceNames"):
                 assert "*" not in rule.get(field, []), f"{role['metadata']['name']}: wildcard in {field}"
-    cluster = {(g, r): set(rule["verbs"]) for rule in _one(objects, "ClusterRole")["rules"]
+    cluster = {(g, r): set(rule["verbs"]) for rule in find_one(objects, "ClusterRole")["rules"]
                for g in rule["apiGroups"] for r in rule["resources"]}  # fmt: skip
     flux = {"get", "list", "watch", "patch"}
     assert cluster == {
@@ -367,8 +248,8 @@ def test_rbac_is_exactly_what_the_bot_uses(rendered: dict[str, list[Obj]]) -> No
         ("source.toolkit.fluxcd.io", "buckets"): flux,
         ("", "events"): {"list"},
     }
-    settings = _config(objects)
-    role = _one(objects, "Role")
+    settings = bot_config(objects)
+    role = find_one(objects, "Role")
     assert role["metadata"]["namespace"] == settings.leader.namespace
     verbs = {v for rule in role["rules"] for v in rule["verbs"]}
     assert verbs == {"get", "create", "update"}
@@ -376,7 +257,7 @@ def test_rbac_is_exactly_what_the_bot_uses(rendered: dict[str, list[Obj]]) -> No
         assert (rule["apiGroups"], rule["resources"]) == (["coordination.k8s.io"], ["leases"])
         if rule["verbs"] != ["create"]:  # create cannot be limited by name; the rest is
             assert rule["resourceNames"] == [settings.leader.lease_name]
-    account = _one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
+    account = find_one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"]
     for binding in (o for o in objects if o["kind"] in ("RoleBinding", "ClusterRoleBinding")):
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": account, "namespace": "gitops-bot"}]
         bound = [r for r in roles if r["metadata"]["name"] == binding["roleRef"]["name"]]
@@ -388,11 +269,11 @@ def _ports(rules: list[Obj]) -> set[tuple[str, int]]:
 
 
 def test_network_policy_allows_only_the_documented_traffic(rendered: dict[str, list[Obj]]) -> None:
-    policy = _one(rendered["base"], "NetworkPolicy")
+    policy = find_one(rendered["base"], "NetworkPolicy")
     spec = policy["spec"]
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     assert spec["podSelector"]["matchLabels"].items() <= (
-        _one(rendered["base"], "Deployment")["spec"]["template"]["metadata"]["labels"].items()
+        find_one(rendered["base"], "Deployment")["spec"]["template"]["metadata"]["labels"].items()
     )
     for rule in spec["egress"] + spec["ingress"]:
         assert rule.get("ports"), "a rule without ports allows every port"
@@ -429,7 +310,7 @@ def test_no_secret_values_are_committed() -> None:
         assert not TOKEN_SHAPES.search(text), f"{path}: looks like a real credential"
         if path.suffix != ".yaml":
             continue
-        for obj in _load_all(path):
+        for obj in load_all(path):
             kind = obj.get("kind")  # deploy/base/gitops-bot.yaml is the bot's config, not an object
             values = {**obj.get("data", {}), **obj.get("stringData", {})} if kind == "Secret" else {}
             values |= obj.get("spec", {}).get("encryptedData", {}) if kind == "SealedSecret" else {}
@@ -438,18 +319,18 @@ def test_no_secret_values_are_committed() -> None:
 
 
 def test_the_secret_examples_provide_every_key_the_deployments_read(rendered: dict[str, list[Obj]]) -> None:
-    read = {e["valueFrom"]["secretKeyRef"]["key"] for o in OVERLAYS for e in _env(rendered[o]).values()
+    read = {e["valueFrom"]["secretKeyRef"]["key"] for o in OVERLAYS for e in pod_env(rendered[o]).values()
             if "secretKeyRef" in e.get("valueFrom", {})}  # fmt: skip
     examples = DEPLOY / "examples"
-    [secret] = _load_all(examples / "secret.yaml")
+    [secret] = load_all(examples / "secret.yaml")
     for version in K8S_VERSIONS:
         kubernetes_validate.validate(secret, version, strict=True)
     assert (secret["metadata"]["name"], set(secret["stringData"])) == ("gitops-bot", read)
-    [external] = _load_all(examples / "externalsecret.yaml")
+    [external] = load_all(examples / "externalsecret.yaml")
     assert external["apiVersion"].startswith("external-secrets.io/")
     assert external["spec"]["target"]["name"] == "gitops-bot"
     assert {d["secretKey"] for d in external["spec"]["data"]} == read
-    [sealed] = _load_all(examples / "sealedsecret.yaml")
+    [sealed] = load_all(examples / "sealedsecret.yaml")
     assert (sealed["apiVersion"], sealed["metadata"]["name"]) == ("bitnami.com/v1alpha1", "gitops-bot")
     assert set(sealed["spec"]["encryptedData"]) == read
     # Not in the base: applying an overlay must never overwrite the real Secret with placeholders.

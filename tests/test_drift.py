@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import cast
 
 import pytest
@@ -16,6 +14,7 @@ from services.drift.scan import Finding, ScanResult, finding_key, findings_for, 
 from services.drift.store import Change, IncidentStore
 from services.errors import BackendUnavailable, UserError
 from services.store.db import Database
+from tests.db_engines import Opener
 
 T0 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 STEP = timedelta(minutes=2)
@@ -229,10 +228,8 @@ def test_scan_lists_each_backend_once_and_reports_unreachable() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "bot.db")
-    yield database
-    database.close()
+def db(any_database: Database) -> Database:
+    return any_database  # SQLite and PostgreSQL (tests/db_engines.py)
 
 
 @pytest.fixture
@@ -329,15 +326,14 @@ def test_periodic_refresh_every_n_scans(store: IncidentStore) -> None:
     assert sum(len(k) for k in kinds) == 1
 
 
-def test_restart_between_scans_neither_reposts_nor_loses_the_thread(tmp_path: Path) -> None:
-    path = tmp_path / "restart.db"
-    first_db = Database(path)
+def test_restart_between_scans_neither_reposts_nor_loses_the_thread(open_again: Opener) -> None:
+    first_db = open_again()
     first = IncidentStore(first_db)
     [change] = first.apply(result_of(DEGRADED), now=T0, flap_window=FLAP)
     first.set_message(change.incident.id, channel="C1", ts="111.222")
     first_db.close()
 
-    second_db = Database(path)
+    second_db = open_again()
     try:
         second = IncidentStore(second_db)
         assert second.apply(result_of(DEGRADED), now=T0 + STEP, flap_window=FLAP) == []

@@ -19,7 +19,7 @@ from services.audit.query import AuditQuery
 from services.audit.trail import AuditEvent, AuditStore, Outcome
 from services.extensions.events import audit_listener, document, encode, events_for
 from services.extensions.model import Event
-from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
 from tests.conftest import config_for
 from tests.drift_support import Clock, Drift, drift
 from tests.test_webhook_notifier import Receiver, wait_for
@@ -185,7 +185,7 @@ def test_listeners_hear_each_committed_row_once_with_its_id(tmp_path: Path) -> N
 
 
 def test_a_row_written_in_a_callers_transaction_is_heard_only_after_commit(tmp_path: Path) -> None:
-    database = Database(tmp_path / "audit.db")
+    database = SqliteDatabase(tmp_path / "audit.db")
     store = AuditStore(database)
     heard: list[tuple[int | None, bool]] = []
     store.subscribe(lambda e: heard.append((e.id, database.db.conn.in_transaction)))

@@ -257,6 +257,8 @@ def test_leader_settings_are_checked(leader: dict[str, Any], message: str) -> No
 def test_default_identity_is_the_pod_name() -> None:
     assert default_identity({"POD_NAME": "gitops-bot-7c9-x2"}) == "gitops-bot-7c9-x2"
     assert default_identity({}) != ""
+    # Outside Kubernetes two processes on one host get different identities.
+    assert default_identity({}) != default_identity({})
 
 
 def test_the_fake_serves_leases_like_the_api_server(kube: FakeKubernetes, kubeconfig: Path) -> None:

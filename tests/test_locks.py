@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from services.access.locks import Lock, LockedTarget, LockStore
 from services.errors import UserError
 from services.store.db import Database
+from tests.db_engines import Opener
 
 T0 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "bot.db")
-    yield database
-    database.close()
+def db(any_database: Database) -> Database:
+    return any_database  # SQLite and PostgreSQL (tests/db_engines.py)
 
 
 @pytest.fixture
@@ -186,12 +183,12 @@ def test_locked_message_without_ttl_and_across_days(store: LockStore) -> None:
     assert "until 2024-05-03 12:00 UTC" in LockedTarget(long, now=T0).message
 
 
-def test_locks_persist_across_reopening(tmp_path: Path) -> None:
-    first = Database(tmp_path / "bot.db")
+def test_locks_persist_across_reopening(open_again: Opener) -> None:
+    first = open_again()
     lock = take(LockStore(first), app="api", ttl=timedelta(hours=1))
     first.close()
 
-    second = Database(tmp_path / "bot.db")
+    second = open_again()
     try:
         store = LockStore(second)
         assert store.active(now=T0) == [lock]

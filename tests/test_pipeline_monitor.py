@@ -27,8 +27,8 @@ from services.extensions.events import document, events_for
 from services.leader.election import AlwaysLeader
 from services.settings.check import check_settings
 from services.settings.model import Settings
-from services.store.db import Database
 from services.store.posted_runs import PostedRuns, RunKey
+from services.store.sqlite import SqliteDatabase
 from tests.conftest import config_for
 
 ALERTS = "C0ALERTS"
@@ -360,7 +360,7 @@ def test_the_store_keeps_claims_releases_refusals_and_forgets_runs_the_cluster_d
     tmp_path: Path,
 ) -> None:
     now = datetime.now(UTC)
-    db = Database(tmp_path / "bot.db")
+    db = SqliteDatabase(tmp_path / "bot.db")
     store = PostedRuns(db)
     kept, dropped, refused = (RunKey("ci", "ci", f"run-{n}", f"uid-{n}") for n in range(3))
     store.baseline("web-ci", [kept], cluster="ci", namespace="ci", now=now)
@@ -376,6 +376,6 @@ def test_the_store_keeps_claims_releases_refusals_and_forgets_runs_the_cluster_d
     assert store.forget_missing("ci", "ci", {kept}, older_than=now - timedelta(hours=1)) == 0  # too recent
     assert store.forget_missing("ci", "ci", {kept}, older_than=now + timedelta(seconds=1)) == 1
     db.close()
-    reopened = Database(tmp_path / "bot.db")
+    reopened = SqliteDatabase(tmp_path / "bot.db")
     assert PostedRuns(reopened).known("ci", "ci") == {kept}  # it is all on the file
     reopened.close()

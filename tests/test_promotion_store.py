@@ -4,10 +4,9 @@ expiry reported once, outcomes, superseding, and surviving a restart."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -16,6 +15,7 @@ from services.errors import PermissionDenied, UserError
 from services.promotion.model import Promotion, PromotionPlan
 from services.promotion.store import PromotionStore
 from services.store.db import Database
+from tests.db_engines import Opener
 
 T0 = datetime(2024, 5, 2, 12, 0, tzinfo=UTC)
 TTL = timedelta(minutes=60)
@@ -32,10 +32,8 @@ def plan(plan_id: str = "p1", *, diff: str = "--- a\n+++ b\n", base: str = "a" *
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "bot.db")
-    yield database
-    database.close()
+def db(any_database: Database) -> Database:
+    return any_database  # SQLite and PostgreSQL (tests/db_engines.py)
 
 
 @pytest.fixture
@@ -258,14 +256,14 @@ def test_a_request_done_by_another_is_closed_once(store: PromotionStore) -> None
         store.approve("p1", "UC", now=T0)
 
 
-def test_pending_promotion_survives_a_restart(tmp_path: Path) -> None:
-    first = Database(tmp_path / "bot.db")
+def test_pending_promotion_survives_a_restart(open_again: Opener) -> None:
+    first = open_again()
     store = PromotionStore(first)
     request(store, required=2)
     before = store.approve("p1", "UA", now=T0)
     first.close()
 
-    second = Database(tmp_path / "bot.db")
+    second = open_again()
     try:
         again = PromotionStore(second)
         assert again.get("p1") == before

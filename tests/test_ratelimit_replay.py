@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from services.access.ratelimit import RateLimiter
+from services.access.ratelimit import RateLimiter, SharedRateLimiter
 from services.access.replay import ReplayGuard
 from services.store.db import Database
 from services.store.schema import MIGRATIONS
+from services.store.sqlite import SqliteDatabase
+from tests.db_engines import Opener
 
 
 class Clock:
@@ -115,10 +116,8 @@ def test_concurrent_hits_never_exceed_limit() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(tmp_path / "bot.db")
-    yield database
-    database.close()
+def db(any_database: Database) -> Database:
+    return any_database  # SQLite and PostgreSQL (tests/db_engines.py)
 
 
 def test_first_then_replay(db: Database) -> None:
@@ -155,14 +154,14 @@ def test_future_skewed_request_remembered_until_its_window_ends(db: Database) ->
     assert guard.first_seen("v0=skew", sent) is False
 
 
-def test_survives_reopening_the_database(tmp_path: Path) -> None:
+def test_survives_reopening_the_database(open_again: Opener) -> None:
     clock = Clock()
-    first = Database(tmp_path / "bot.db")
+    first = open_again()
     assert ReplayGuard(first, clock=clock).first_seen("v0=abc", clock.now) is True
     first.close()
 
     clock.now += 60
-    second = Database(tmp_path / "bot.db")
+    second = open_again()
     try:
         assert ReplayGuard(second, clock=clock).first_seen("v0=abc", clock.now - 60) is False
     finally:
@@ -177,7 +176,7 @@ def test_purge_drops_only_expired_rows(db: Database) -> None:
     guard.first_seen("recent", clock.now)
     clock.now += 150
     assert guard.purge() == 1
-    rows = {r["signature"] for r in db.db.query("SELECT signature FROM seen_requests")}
+    rows = {r["signature"] for r in db.query("SELECT signature FROM seen_requests")}
     assert rows == {"recent"}
 
 
@@ -188,7 +187,7 @@ def test_purges_opportunistically(db: Database) -> None:
         assert guard.first_seen(f"old-{i}", clock.now)
     clock.now += 301
     assert guard.first_seen("new-0", clock.now)  # the 5th insert triggers the purge
-    count = db.db.execute("SELECT count(*) FROM seen_requests").fetchone()[0]
+    count = db.scalar("SELECT count(*) FROM seen_requests")
     assert count == 1
 
 
@@ -252,7 +251,7 @@ def test_rows_from_before_the_expiry_column_keep_their_window(tmp_path: Path) ->
     old.execute("INSERT INTO seen_requests (signature, seen_at) VALUES ('v0=old', 1000.0)")
     old.close()
     clock = Clock(1_100.0)
-    reopened = Database(path)  # applies the step that adds expires_at, and any after it
+    reopened = SqliteDatabase(path)  # applies the step that adds expires_at, and any after it
     try:
         guard = ReplayGuard(reopened, clock=clock)
         assert guard.first_seen("v0=old", 1_000.0) is False
@@ -260,3 +259,15 @@ def test_rows_from_before_the_expiry_column_keep_their_window(tmp_path: Path) ->
         assert guard.purge() == 1  # 300 s after it was seen, as before
     finally:
         reopened.close()
+
+
+def test_replicas_sharing_a_database_count_one_limit_together(open_again: Opener) -> None:
+    clock = Clock(1_000.0)
+    one = SharedRateLimiter(open_again(), 3, timedelta(minutes=1), clock=lambda: clock.now)
+    two = SharedRateLimiter(open_again(), 3, timedelta(minutes=1), clock=lambda: clock.now)
+    assert [one.hit("U1"), two.hit("U1"), one.hit("U1")] == [None, None, None]
+    clock.now += 10
+    assert two.hit("U1") == pytest.approx(50.0)  # the first hit frees its slot at 1060
+    assert one.hit("U2") is None  # per user
+    clock.now += 51
+    assert two.hit("U1") is None

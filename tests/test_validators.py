@@ -23,7 +23,7 @@ from services.extensions.hookspecs import hookimpl
 from services.extensions.manager import Extensions
 from services.extensions.model import Finding, PlannedChange, VersionChange
 from services.settings.model import Settings
-from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
 from tests.registry_support import PASSWORD, USER, running
 
 REF = AppRef(backend="argocd", instance="main", name="web-prod")
@@ -70,7 +70,7 @@ class Bot:
     """The plugin manager wired as the bot wires it, reconfigurable with other validators."""
 
     def __init__(self, tmp_path: Path, secrets: Mapping[str, str] | None = None) -> None:
-        self.database = Database(tmp_path / "bot.db")
+        self.database = SqliteDatabase(tmp_path / "bot.db")
         self.secrets = {k: SecretStr(v) for k, v in (secrets or {}).items()}
         self.extra: dict[str, object] = {}
 
@@ -448,7 +448,8 @@ def test_the_default_builtins_include_the_validators(tmp_path):
     extensions, problems = Extensions.load(settings)
     assert problems == []
     assert "builtin-validators" in [p.name for p in extensions.plugins]
-    extensions.configure(settings, PluginContext(Database(tmp_path / "db"), lambda: datetime.now(UTC), {}))
+    context = PluginContext(SqliteDatabase(tmp_path / "db"), lambda: datetime.now(UTC), {})
+    extensions.configure(settings, context)
     (found,) = extensions.validate(change(at=at("2025-03-29 10:00")))
     assert found.validator == "change_window"
 

@@ -31,6 +31,8 @@ from services.extensions.model import Event
 from services.settings.extensions import WebhookNotifier
 from services.settings.model import Settings
 from services.store.db import Database
+from services.store.sqlite import SqliteDatabase
+from tests.db_engines import Opener
 
 SECRET = "whsec-7d1f0c2e9b"
 FAST = Backoff(base=0.05, cap=0.2)
@@ -160,12 +162,8 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    db = Database(tmp_path / "bot.db")
-    try:
-        yield db
-    finally:
-        db.close()
+def database(any_database: Database) -> Database:
+    return any_database  # SQLite and PostgreSQL (tests/db_engines.py)
 
 
 @pytest.fixture
@@ -267,10 +265,9 @@ def test_receiver_down_then_up_gets_each_event_once_after_backoff(
     assert all(verify(SECRET, r) for r in receiver.received)
 
 
-def test_outbox_is_replayed_by_the_next_process(tmp_path: Path, receiver: Receiver) -> None:
-    path = tmp_path / "bot.db"
+def test_outbox_is_replayed_by_the_next_process(open_again: Opener, receiver: Receiver) -> None:
     receiver.stop()
-    first = Database(path)
+    first = open_again()
     delivery = build_delivery(first, [notifier(receiver.url)], secrets, backoff=FAST).start()
     for n in range(1, 6):
         delivery.notify(event(n))
@@ -283,7 +280,7 @@ def test_outbox_is_replayed_by_the_next_process(tmp_path: Path, receiver: Receiv
     first.close()  # the process is gone; its outbox is in the file
 
     receiver.start()
-    second = Database(path)
+    second = open_again()
     settings = Settings.model_validate({"notifiers": [notifier(receiver.url).model_dump()]})
     context = PluginContext(second, lambda: datetime.now(UTC), {"HOOK_SECRET": SecretStr(SECRET)})
     try:
@@ -358,7 +355,7 @@ def test_logs_name_neither_the_secret_nor_the_url_token(
 
 
 def test_configuring_again_replaces_the_delivery_thread(tmp_path: Path, receiver: Receiver) -> None:
-    database = Database(tmp_path / "bot.db")
+    database = SqliteDatabase(tmp_path / "bot.db")
     settings = Settings.model_validate({"notifiers": [notifier(receiver.url).model_dump()]})
     context = PluginContext(database, lambda: datetime.now(UTC), {"HOOK_SECRET": SecretStr(SECRET)})
     try:
@@ -376,7 +373,7 @@ def test_configuring_again_replaces_the_delivery_thread(tmp_path: Path, receiver
 
 
 def test_a_secret_env_that_is_not_set_is_refused(tmp_path: Path) -> None:
-    database = Database(tmp_path / "bot.db")
+    database = SqliteDatabase(tmp_path / "bot.db")
     try:
         with pytest.raises(ValueError, match="HOOK_SECRET") as refused:
             build_delivery(database, [notifier("http://127.0.0.1:9/x")], lambda name: None)
@@ -390,7 +387,7 @@ def test_rows_the_outbox_never_got_are_taken_from_the_audit_trail_on_start(
 ) -> None:
     # The audit trail is the source: a row appended while no delivery ran (or whose hand-over a
     # kill -9 lost) is sent by the next start; history from before the notifier existed is not.
-    database = Database(tmp_path / "bot.db")
+    database = SqliteDatabase(tmp_path / "bot.db")
     store = AuditStore(database)
     lock = AuditEvent(user_id="U0ALICE", user_name="alice", action="lock", outcome="ok", target="prod",
                       command="lock prod --reason freeze", detail="prod locked")  # fmt: skip

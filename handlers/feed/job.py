@@ -72,6 +72,8 @@ class FeedJob:
     _threads: list[threading.Thread] = field(default_factory=list)
     _cursors: dict[str, Cursor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # start() (a scheduler tick) and stop() (the runtime's, or a lost lease) never interleave.
+    _life: threading.Lock = field(default_factory=threading.Lock)
     _found: queue.Queue[_Found | None] = field(default_factory=queue.Queue)
     _channels: dict[str, queue.Queue[tuple[int, Reply, Deploy, float] | None]] = field(default_factory=dict)
     _poster: PacedPoster = field(init=False)
@@ -95,6 +97,10 @@ class FeedJob:
             self.stop()
 
     def start(self) -> None:
+        with self._life:
+            self._start()
+
+    def _start(self) -> None:
         self._stop = threading.Event()
         self._found = queue.Queue()
         with self._lock:
@@ -112,6 +118,10 @@ class FeedJob:
         log.info("feed: following", extra={"sources": [s.name for s in self.sources]})
 
     def stop(self) -> None:
+        with self._life:
+            self._halt()
+
+    def _halt(self) -> None:
         self._stop.set()
         self._found.put(None)
         for channel in list(self._channels.values()):

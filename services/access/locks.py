@@ -11,10 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlite_utils
-
 from services.errors import UserError
-from services.store.db import Database
+from services.store.db import Database, Tx
 
 BOT_USER = "gitops-bot"
 
@@ -94,20 +92,17 @@ class LockStore:
                 # Expired but not yet swept: the new lock supersedes it, so the scheduler must not
                 # later announce "expired" for a scope that is locked again.
                 _release(db, existing.id, at, BOT_USER, "expired")
-            lock_id = (
-                db.table("locks")
-                .insert(
-                    {
-                        "env": env,
-                        "app": app_key,
-                        "reason": reason.strip(),
-                        "created_by": by,
-                        "channel": channel,
-                        "created_at": at.isoformat(),
-                        "expires_at": expires.isoformat() if expires else None,
-                    }
-                )
-                .last_rowid
+            lock_id = db.insert_returning_id(
+                "locks",
+                {
+                    "env": env,
+                    "app": app_key,
+                    "reason": reason.strip(),
+                    "created_by": by,
+                    "channel": channel,
+                    "created_at": at.isoformat(),
+                    "expires_at": expires.isoformat() if expires else None,
+                },
             )
         assert lock_id is not None
         return Lock(lock_id, env, app or None, reason.strip(), by, channel, at, expires)
@@ -142,8 +137,8 @@ class LockStore:
         if env is not None:
             sql += " AND env = ?"
             params.append(env)
-        with self._db.lock:
-            rows = list(self._db.db.query(sql + " ORDER BY env, app, id", params))
+        with self._db.read() as tx:
+            rows = list(tx.query(sql + " ORDER BY env, app, id", params))
         return [lk for lk in (_lock(r) for r in rows) if lk.is_active(at)]
 
     def blocking(
@@ -189,7 +184,7 @@ class LockStore:
         return sorted(expired, key=lambda lk: lk.id)
 
 
-def _release(db: sqlite_utils.Database, lock_id: int, at: datetime, by: str, why: str) -> bool:
+def _release(db: Tx, lock_id: int, at: datetime, by: str, why: str) -> bool:
     cursor = db.execute(
         "UPDATE locks SET released_at = ?, released_by = ?, release_reason = ? "
         "WHERE id = ? AND released_at IS NULL",

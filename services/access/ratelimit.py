@@ -1,6 +1,8 @@
 """Per-user sliding-window rate limit for mutating commands.
 
-Counters live in memory: a restart resetting them is harmless, and it keeps the hot path off disk.
+One replica counts in memory (`RateLimiter`): a restart resetting the counters is harmless, and it
+keeps the hot path off disk. Replicas sharing a database count there (`SharedRateLimiter`), so two
+replicas do not allow twice the limit.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
+
+from services.store.db import Database
 
 
 class RateLimiter:
@@ -54,3 +58,35 @@ class RateLimiter:
 def _drop_old(hits: deque[float], horizon: float) -> None:
     while hits and hits[0] <= horizon:
         hits.popleft()
+
+
+class SharedRateLimiter:
+    """The same limit, counted in the database every replica shares (wall-clock seconds)."""
+
+    def __init__(
+        self, db: Database, limit: int, window: timedelta, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if window <= timedelta(0):
+            raise ValueError("window must be longer than zero")
+        self._db = db
+        self._limit = limit
+        self._window = window.total_seconds()
+        self._clock = clock
+
+    def hit(self, user_id: str) -> float | None:
+        now = self._clock()
+        with self._db.transaction() as tx:
+            # Everyone's old hits go: the table stays the size of one window of commands.
+            tx.execute("DELETE FROM rate_hits WHERE at <= ?", [now - self._window])
+            rows = tx.execute(
+                "SELECT at FROM rate_hits WHERE user_id = ? ORDER BY at LIMIT ?", [user_id, self._limit]
+            ).fetchall()
+            if len(rows) < self._limit:
+                tx.execute("INSERT INTO rate_hits (user_id, at) VALUES (?, ?)", [user_id, now])
+                return None
+            return max(float(rows[0][0]) + self._window - now, 0.0)
+
+
+Limiter = RateLimiter | SharedRateLimiter

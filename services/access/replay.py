@@ -14,11 +14,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-import sqlite_utils
+from services.store.db import Database, Tx
 
-from services.store.db import Database
-
-_INSERT = "INSERT OR IGNORE INTO seen_requests (signature, seen_at, expires_at) VALUES (?, ?, ?)"
+_INSERT = "INSERT INTO seen_requests (signature, seen_at, expires_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"
 
 
 class ReplayGuard:
@@ -76,7 +74,7 @@ class ReplayGuard:
         """
         return self.check(None, None, keys)[1]
 
-    def _record(self, db: sqlite_utils.Database, keys: Sequence[str], now: float) -> list[str]:
+    def _record(self, db: Tx, keys: Sequence[str], now: float) -> list[str]:
         seen = []
         for key in keys:
             if db.execute(_INSERT, [key, now, now + self._delivery_window]).rowcount == 1:
@@ -90,11 +88,11 @@ class ReplayGuard:
         with self._db.transaction() as db:
             return self._purge(db, self._clock())
 
-    def _inserted(self, db: sqlite_utils.Database, now: float) -> None:
+    def _inserted(self, db: Tx, now: float) -> None:
         self._inserts += 1
         if self._inserts % self._purge_every == 0:
             self._purge(db, now)
 
-    def _purge(self, db: sqlite_utils.Database, now: float) -> int:
+    def _purge(self, db: Tx, now: float) -> int:
         cursor = db.execute("DELETE FROM seen_requests WHERE expires_at < ?", [now])
         return int(cursor.rowcount)

@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import sqlite_utils
-
 from services.errors import BackendUnavailable
-from services.store.db import Database
+from services.store.db import Database, Tx
+from services.store.sqlite import file_snapshot
 
 GENESIS = "genesis"  # prev_hash of the first row ever written
 _PAST_EVERY_ID = 2**62  # an id above every row's
@@ -110,7 +108,7 @@ def row_hash(row: Mapping[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(payload.encode("ascii")).hexdigest()
 
 
-def append_rows(db: sqlite_utils.Database, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+def append_rows(db: Tx, rows: Sequence[Mapping[str, Any]]) -> list[int]:
     """Chain and insert `rows` (every hashed field but id); call inside a write transaction."""
     head = _head_for_append(db)
     next_id, prev = head.id, head.hash
@@ -122,8 +120,8 @@ def append_rows(db: sqlite_utils.Database, rows: Sequence[Mapping[str, Any]]) ->
         optional = (full.get(f) for f in OPTIONAL_HASHED)
         params.append((*(full[f] for f in HASHED_FIELDS), *optional, prev, digest))
         prev = digest
-    db.conn.executemany(_INSERT, params)
-    db.conn.executemany(_UPSERT_META, [("head_id", str(next_id)), ("head_hash", prev)])
+    db.executemany(_INSERT, params)
+    db.executemany(_UPSERT_META, [("head_id", str(next_id)), ("head_hash", prev)])
     return list(range(head.id + 1, next_id + 1))
 
 
@@ -139,7 +137,8 @@ def apply_retention(database: Database, days: int, now: datetime) -> int:
     try:
         with database.transaction() as db:
             # Walk by id from the oldest row: the cost is the rows to delete, not the table.
-            first = db.execute("SELECT id FROM audit_events WHERE +ts >= ? ORDER BY id LIMIT 1", [cutoff])
+            oldest = f"SELECT id FROM audit_events WHERE {db.unindexed('ts')} >= ? ORDER BY id LIMIT 1"  # noqa: S608
+            first = db.execute(oldest, [cutoff])
             kept = first.fetchone()
             newest = "SELECT id, hash FROM audit_events WHERE id < ? ORDER BY id DESC LIMIT 1"
             last = db.execute(newest, [kept[0] if kept else _PAST_EVERY_ID]).fetchone()
@@ -149,29 +148,19 @@ def apply_retention(database: Database, days: int, now: datetime) -> int:
             db.execute(_UPSERT_META, ["retention_unlock", ts_text(now)])
             deleted = int(db.execute("DELETE FROM audit_events WHERE id <= ?", [last[0]]).rowcount)
             anchor = [("anchor_id", str(last[0])), ("anchor_hash", last[1] or GENESIS)]
-            db.conn.executemany(_UPSERT_META, anchor)
+            db.executemany(_UPSERT_META, anchor)
             db.execute("DELETE FROM audit_meta WHERE key = 'retention_unlock'")
-    except sqlite3.Error as exc:
-        raise BackendUnavailable("audit database", f"retention failed: {exc}") from exc
+    except BackendUnavailable as exc:
+        raise BackendUnavailable("audit database", f"retention failed: {exc.message}") from exc
     return deleted
 
 
 @contextmanager
-def snapshot(database: Database | Path) -> Iterator[sqlite3.Connection]:
-    """A read-only connection in one read transaction: a consistent view that never blocks appends."""
-    path = database.path if isinstance(database, Database) else database
-    if not path.is_file():
-        raise BackendUnavailable("audit database", f"no database at {path}")
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
-        raise BackendUnavailable("audit database", f"cannot open {path}: {exc}") from exc
-    with closing(conn):
-        try:
-            conn.execute("BEGIN")
-            yield conn
-        except sqlite3.Error as exc:
-            raise BackendUnavailable("audit database", f"cannot read {path}: {exc}") from exc
+def snapshot(database: Database | Path) -> Iterator[Tx]:
+    """One read-only transaction: a consistent view that never blocks appends (either engine; a
+    path is a SQLite file the bot need not have open)."""
+    with database.snapshot() if isinstance(database, Database) else file_snapshot(database) as tx:
+        yield tx
 
 
 def verify(database: Database | Path) -> VerifyReport:
@@ -186,11 +175,11 @@ def verify(database: Database | Path) -> VerifyReport:
       if the next row (or the head) links to it, it is genuine and the row *before* it was
       rewritten with a recomputed hash (edited); otherwise it was spliced in by hand (inserted).
     """
-    with snapshot(database) as conn:
-        meta = dict(conn.execute("SELECT key, value FROM audit_meta").fetchall())
+    with snapshot(database) as tx:
+        meta = {str(k): str(v) for k, v in tx.execute("SELECT key, value FROM audit_meta").fetchall()}
         anchor = _Link(int(meta.get("anchor_id", 0)), meta.get("anchor_hash", GENESIS))
         head = _Link(int(meta["head_id"]), meta["head_hash"]) if "head_id" in meta else None
-        rows = conn.execute(_ALL_ROWS)
+        rows = tx.stream(_ALL_ROWS)
         return _Walk(anchor, head).run(dict(zip(COLUMNS, r, strict=True)) for r in rows)
 
 
@@ -268,21 +257,27 @@ def _missing(first: int, last: int, *, newest: bool) -> str:
     return f"{rows} missing: {where}"
 
 
-def _head_for_append(db: sqlite_utils.Database) -> _Link:
+def _head_for_append(db: Tx) -> _Link:
     # The newer of the recorded head and the table's last row: a tail deleted by hand stays a
     # visible gap, and a row inserted by hand cannot make every later append fail on its id.
-    meta = dict(
-        db.execute("SELECT key, value FROM audit_meta WHERE key IN ('head_id', 'head_hash')").fetchall()
-    )
+    meta = {
+        str(k): str(v)
+        for k, v in db.execute(
+            "SELECT key, value FROM audit_meta WHERE key IN ('head_id', 'head_hash')"
+        ).fetchall()
+    }
     head = _Link(int(meta["head_id"]), meta["head_hash"]) if len(meta) == 2 else None
     last = db.execute("SELECT id, hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
     if last is not None and (head is None or last[0] > head.id):
         return _Link(last[0], last[1] or GENESIS)
     if head is not None:
         return head
-    anchor = dict(
-        db.execute("SELECT key, value FROM audit_meta WHERE key IN ('anchor_id', 'anchor_hash')").fetchall()
-    )
+    anchor = {
+        str(k): str(v)
+        for k, v in db.execute(
+            "SELECT key, value FROM audit_meta WHERE key IN ('anchor_id', 'anchor_hash')"
+        ).fetchall()
+    }
     return _Link(int(anchor["anchor_id"]), anchor["anchor_hash"]) if len(anchor) == 2 else _Link(0, GENESIS)
 
 

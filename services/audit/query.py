@@ -23,17 +23,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-import sqlite_utils
-
 from services.audit.chain import COLUMN_LIST, COLUMNS, AuditEvent, event_from_row, snapshot, ts_text
-from services.store.db import Database
+from services.store.db import Database, Tx
 
 ExportFormat = Literal["csv", "json"]
 _PER_TARGET_MAX = 24  # more matching targets than this: one walk down the ts index instead
 _PAST_EVERY_ID = 2**62  # a start id no row has: an empty export
-# By rowid from a start id; the unary + keeps the planner from sorting a ts-index range instead.
+# By id from a start id; SQLite's unary + keeps its planner from sorting a ts-index range instead.
 _EXPORT_ALL = f"SELECT {COLUMN_LIST} FROM audit_events WHERE id >= ? ORDER BY id"  # noqa: S608
-_EXPORT_SINCE = f"SELECT {COLUMN_LIST} FROM audit_events WHERE id >= ? AND +ts >= ? ORDER BY id"  # noqa: S608
+_EXPORT_SINCE = f"SELECT {COLUMN_LIST} FROM audit_events WHERE id >= ? AND {{ts}} >= ? ORDER BY id"  # noqa: S608
 _RESCAN_AFTER = 20_000  # new rows since the last look: cheaper to re-enumerate the index
 _ALL_TARGETS = """
     WITH RECURSIVE t(target) AS (
@@ -83,16 +81,16 @@ class TargetCatalog:
         self._targets: frozenset[str] = frozenset()
         self._seen_id = 0
 
-    def targets(self, db: sqlite_utils.Database) -> frozenset[str]:
+    def targets(self, db: Tx) -> frozenset[str]:
         with self._lock:
-            newest = int(db.execute("SELECT max(id) FROM audit_events").fetchone()[0] or 0)
+            newest = int(db.scalar("SELECT max(id) FROM audit_events") or 0)
             if newest < self._seen_id or newest - self._seen_id > _RESCAN_AFTER:
-                self._targets = frozenset(r[0] for r in db.execute(_ALL_TARGETS))
+                self._targets = frozenset(r[0] for r in db.execute(_ALL_TARGETS).fetchall())
             elif newest > self._seen_id:
                 sql = (
                     "SELECT DISTINCT target FROM audit_events WHERE id > ? AND id <= ? AND target IS NOT NULL"
                 )
-                self._targets |= {r[0] for r in db.execute(sql, [self._seen_id, newest])}
+                self._targets |= {r[0] for r in db.execute(sql, [self._seen_id, newest]).fetchall()}
             self._seen_id = newest
             return self._targets
 
@@ -102,9 +100,8 @@ def search(database: Database, q: AuditQuery, *, catalog: TargetCatalog | None =
     if q.limit < 1:
         raise ValueError("limit must be at least 1")
     take = q.limit + 1  # one more than the page tells whether another page exists
-    with database.lock:
-        db = database.db
-        where: list[str] = ["1"]
+    with database.read() as db:
+        where: list[str] = ["TRUE"]
         params: list[Any] = []
         for column, value in (("user_id", q.user_id), ("action", q.action)):
             if value is not None:
@@ -130,21 +127,21 @@ def search(database: Database, q: AuditQuery, *, catalog: TargetCatalog | None =
     return AuditPage(events, events[-1].id if len(rows) > q.limit else None)
 
 
-def _page(db: sqlite_utils.Database, where: list[str], params: list[Any], take: int) -> list[dict[str, Any]]:
+def _page(db: Tx, where: list[str], params: list[Any], take: int) -> list[dict[str, Any]]:
     # `where` holds only this module's constant fragments; values are bound parameters.
     sql = f"SELECT * FROM audit_events WHERE {' AND '.join(where)} ORDER BY ts DESC, id DESC LIMIT ?"  # noqa: S608
     return list(db.query(sql, [*params, take]))
 
 
 def _by_targets(
-    db: sqlite_utils.Database, targets: list[str], where: list[str], params: list[Any], take: int
+    db: Tx, targets: list[str], where: list[str], params: list[Any], take: int
 ) -> list[dict[str, Any]]:
     if not targets:
         return []
     if len(targets) > _PER_TARGET_MAX:
         # Many targets (a busy env): matching rows are dense, so walk the ts index and test each.
         # The unary + keeps the planner off the target index, which would need a sort.
-        member = "+target IN (SELECT value FROM json_each(?))"
+        member = f"{db.unindexed('target')} IN {db.json_members()}"
         return _page(db, [*where, member], [*params, json.dumps(targets)], take)
     # Few targets: the newest `take` of each through the (target, ts) index, merged.
     pages = [_page(db, [*where, "target = ?"], [*params, t], take) for t in targets]
@@ -156,13 +153,14 @@ def export(
     database: Database | Path, out: TextIO, fmt: ExportFormat, *, since: datetime | None = None
 ) -> int:
     """Write rows (all columns, hashes included) in id order; returns how many."""
-    with snapshot(database) as conn:
+    with snapshot(database) as tx:
         if since is None:
-            rows = conn.execute(_EXPORT_ALL, [0])
+            rows = tx.stream(_EXPORT_ALL, [0])
         else:
             after = ts_text(since)
-            first = conn.execute("SELECT min(id) FROM audit_events WHERE ts >= ?", [after]).fetchone()[0]
-            rows = conn.execute(_EXPORT_SINCE, [_PAST_EVERY_ID if first is None else first, after])
+            first = tx.scalar("SELECT min(id) FROM audit_events WHERE ts >= ?", [after])
+            sql = _EXPORT_SINCE.format(ts=tx.unindexed("ts"))
+            rows = tx.stream(sql, [_PAST_EVERY_ID if first is None else first, after])
         return _write_csv(out, rows) if fmt == "csv" else _write_json(out, rows)
 
 

@@ -12,13 +12,12 @@ the database lock: a row written inside a caller's own transaction is announced 
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from services.audit.chain import (
     HASHED_FIELDS,
@@ -38,6 +37,7 @@ from services.errors import BackendUnavailable
 from services.redaction import Redactor
 from services.store.db import Database
 from services.store.schema import MIGRATIONS
+from services.store.sqlite import SqliteDatabase
 
 _GATHER = 0.0002  # seconds a writer waits for company when appends are concurrent
 _TEXT_LIMIT = 2000  # bound third-party text (error messages, commit messages) in rows
@@ -66,7 +66,7 @@ class AuditStore:
 
     def __init__(self, db: Database | Path, *, redact: Redactor | None = None) -> None:
         self._owns_db = not isinstance(db, Database)
-        self.database = db if isinstance(db, Database) else Database(db)
+        self.database = db if isinstance(db, Database) else SqliteDatabase(db)
         self._redact = redact or Redactor()
         self._commits = _GroupCommit(self._write)
         self._targets = TargetCatalog()
@@ -80,6 +80,8 @@ class AuditStore:
 
     @property
     def path(self) -> Path:
+        if self.database.path is None:
+            raise AttributeError("the audit trail is on PostgreSQL, not in a file")
         return self.database.path
 
     @property
@@ -90,7 +92,7 @@ class AuditStore:
         """Write one row; returns once it is durably committed, with its id."""
         row = self._row(event)
         # A caller already inside the database lock must not wait for a writer that needs it.
-        if self._holds_database_lock():
+        if self.database.busy_here():
             [rowid], joined = self._write_rows([row])
         else:
             rowid, joined = self._commits.submit(row), False
@@ -127,8 +129,7 @@ class AuditStore:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        with self.database.lock:
-            rows = list(self.database.db.query(sql, [*params, limit]))
+        rows = self.database.query(sql, [*params, limit])
         return [event_from_row(r) for r in rows]
 
     def search(self, query: AuditQuery) -> AuditPage:
@@ -146,8 +147,7 @@ class AuditStore:
         return deleted
 
     def count(self) -> int:
-        with self.database.lock:
-            return cast(int, self.database.db.execute("SELECT count(*) FROM audit_events").fetchone()[0])
+        return int(self.database.scalar("SELECT count(*) FROM audit_events"))
 
     def is_writable(self) -> bool:
         return self.database.is_writable()
@@ -171,14 +171,12 @@ class AuditStore:
     def _write_rows(self, rows: list[Row]) -> tuple[list[int], bool]:
         """The new ids, and whether the rows joined a transaction the caller has open."""
         try:
-            with self.database.lock:
-                if self.database.db.conn.in_transaction:
-                    # Called inside the caller's own transaction: the rows commit or roll back with it.
-                    return append_rows(self.database.db, rows), True
-                with self.database.transaction() as db:
-                    return append_rows(db, rows), False
-        except sqlite3.Error as exc:
-            raise BackendUnavailable("audit database", str(exc)) from exc
+            # Inside the caller's own transaction the rows join it: they commit or roll back with it.
+            joined = self.database.in_transaction()
+            with self.database.transaction() as db:
+                return append_rows(db, rows), joined
+        except BackendUnavailable as exc:
+            raise BackendUnavailable("audit database", exc.message) from exc
 
     def _announce(self, events: list[AuditEvent], joined: bool) -> None:
         if not self._listeners:
@@ -195,11 +193,6 @@ class AuditStore:
                     listener(event)
                 except Exception:  # a listener's bug never fails the append that was committed
                     log.exception("audit listener failed", extra={"action": event.action})
-
-    def _holds_database_lock(self) -> bool:
-        # RLock._is_owned is what threading.Condition itself relies on; absent, assume not held.
-        owned = getattr(self.database.lock, "_is_owned", None)
-        return bool(owned()) if callable(owned) else False
 
 
 class _Slot:

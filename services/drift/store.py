@@ -16,8 +16,6 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlite_utils
-
 from services.drift.incident import (
     Change,
     ChangeKind,
@@ -32,7 +30,7 @@ from services.drift.incident import (
 )
 from services.drift.scan import Finding, ScanResult
 from services.errors import UserError
-from services.store.db import Database
+from services.store.db import Database, Tx
 
 DEFAULT_REFRESH_EVERY = 15  # scans; 30 minutes at the default 2-minute drift interval
 
@@ -96,8 +94,7 @@ class IncidentStore:
                     row = new_row(finding, at)
                     if finding.key in first_seen:  # held back: the incident began when first seen
                         row["first_seen"] = iso(first_seen[finding.key])
-                    row_id = db.table("incidents").insert(row).last_rowid
-                    updated, kind = _one(db, int(row_id or 0)), "new"
+                    updated, kind = _one(db, db.insert_returning_id("incidents", row)), "new"
                 if kind is not None:
                     changes.append(Change(kind, updated, quiet=updated.snoozed(at), finding=finding))
             scanned = set(result.scanned)
@@ -136,26 +133,26 @@ class IncidentStore:
         if not wanted:
             return found
         marks = ", ".join("?" for _ in wanted)
-        with self._db.lock:
-            rows = _select(self._db.db, f"message_ts IN ({marks})", [ts for _, ts in wanted])
+        with self._db.read() as tx:
+            rows = _select(tx, f"message_ts IN ({marks})", [ts for _, ts in wanted])
         for incident in rows:
             if incident.channel is not None and incident.message_ts is not None:
                 found.get((incident.channel, incident.message_ts), []).append(incident)
         return found
 
     def open_incidents(self) -> list[Incident]:
-        with self._db.lock:
-            return _select(self._db.db, "status = 'open'", [])
+        with self._db.read() as tx:
+            return _select(tx, "status = 'open'", [])
 
     def get(self, incident_id: int) -> Incident | None:
-        with self._db.lock:
-            found = _select(self._db.db, "id = ?", [incident_id])
+        with self._db.read() as tx:
+            found = _select(tx, "id = ?", [incident_id])
         return found[0] if found else None
 
     def by_key(self, key: str) -> Incident | None:
         """The open incident for `key`, else its newest resolved one, else None."""
-        with self._db.lock:
-            found = _select(self._db.db, "key = ?", [key])
+        with self._db.read() as tx:
+            found = _select(tx, "key = ?", [key])
         opened = [i for i in found if i.is_open]
         return opened[0] if opened else (found[-1] if found else None)
 
@@ -183,11 +180,11 @@ class IncidentStore:
         at = utc(now)
         with self._db.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO backend_reachability (backend, unreachable_since, announced) "
-                "VALUES (?, ?, 0)",
+                "INSERT INTO backend_reachability (backend, unreachable_since, announced) "
+                "VALUES (?, ?, 0) ON CONFLICT DO NOTHING",
                 [backend, iso(at)],
             )
-            row = next(db.query("SELECT * FROM backend_reachability WHERE backend = ?", [backend]))
+            row = next(iter(db.query("SELECT * FROM backend_reachability WHERE backend = ?", [backend])))
             since = parse(row["unreachable_since"])
             if row["announced"] or since is None or at - since < announce_after:
                 return False
@@ -204,13 +201,13 @@ class IncidentStore:
 
     def unreachable_since(self) -> dict[str, datetime]:
         """Backends down now, with the start of their outage (for status pages)."""
-        with self._db.lock:
-            rows = list(self._db.db.query("SELECT * FROM backend_reachability ORDER BY backend"))
+        with self._db.read() as tx:
+            rows = list(tx.query("SELECT * FROM backend_reachability ORDER BY backend"))
         return {r["backend"]: since for r in rows if (since := parse(r["unreachable_since"])) is not None}
 
 
 def _past_grace(
-    db: sqlite_utils.Database, result: ScanResult, at: datetime, grace: timedelta, open_keys: set[str]
+    db: Tx, result: ScanResult, at: datetime, grace: timedelta, open_keys: set[str]
 ) -> tuple[list[Finding], dict[str, datetime]]:
     """The findings to fold in, and when the bot first saw each "Git is ahead" one it held back.
 
@@ -232,7 +229,9 @@ def _past_grace(
         if first is None:
             first = at
             db.execute(
-                "INSERT OR REPLACE INTO pending_findings (key, backend, first_seen) VALUES (?, ?, ?)",
+                "INSERT INTO pending_findings (key, backend, first_seen) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET backend = excluded.backend, "
+                "first_seen = excluded.first_seen",
                 [finding.key, finding.backend, iso(at)],
             )
         if finding.key in open_keys or at - first >= grace:
@@ -246,20 +245,20 @@ def _past_grace(
     return kept, first_seen
 
 
-def _select(db: sqlite_utils.Database, where: str, params: list[Any]) -> list[Incident]:
+def _select(db: Tx, where: str, params: list[Any]) -> list[Incident]:
     # `where` is always a literal from this module; values travel as parameters.
     rows = db.query(f"SELECT * FROM incidents WHERE {where} ORDER BY id", params)  # noqa: S608
     return [incident_of(r) for r in rows]
 
 
-def _one(db: sqlite_utils.Database, incident_id: int) -> Incident:
+def _one(db: Tx, incident_id: int) -> Incident:
     found = _select(db, "id = ?", [incident_id])
     if not found:
         raise UserError(f"There is no drift incident #{incident_id}.")
     return found[0]
 
 
-def _update(db: sqlite_utils.Database, incident_id: int, fields: dict[str, Any]) -> Incident:
+def _update(db: Tx, incident_id: int, fields: dict[str, Any]) -> Incident:
     assignments = ", ".join(f"{column} = ?" for column in fields)
     # Column names come from this package's own dicts, never from input.
     db.execute(f"UPDATE incidents SET {assignments} WHERE id = ?", [*fields.values(), incident_id])  # noqa: S608

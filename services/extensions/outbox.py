@@ -26,8 +26,8 @@ KEEP_DEAD = timedelta(days=30)
 
 Queued = tuple[str, str, str, str, str]  # notifier, event id, event type, target, JSON body
 _INSERT = (
-    "INSERT OR IGNORE INTO notification_outbox (notifier, event_id, event_type, target, body, state, "
-    "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)"
+    "INSERT INTO notification_outbox (notifier, event_id, event_type, target, body, state, "
+    "attempts, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING"
 )
 
 
@@ -68,7 +68,7 @@ class Outbox:
             for item in items:
                 new += db.execute(_INSERT, [*item, due, self._now_text()]).rowcount
             if upto is not None:
-                db.execute("UPDATE notification_cursor SET audit_id = max(audit_id, ?)", [upto])
+                db.execute("UPDATE notification_cursor SET audit_id = ? WHERE audit_id < ?", [upto, upto])
             return new
 
     def cursors(self, notifiers: Collection[str]) -> dict[str, int]:
@@ -76,8 +76,8 @@ class Outbox:
         (it is sent what happens from now on, not the whole history)."""
         with self._db.transaction() as db:
             end = db.execute("SELECT coalesce(max(id), 0) FROM audit_events").fetchone()[0]
-            db.conn.executemany(
-                "INSERT OR IGNORE INTO notification_cursor (notifier, audit_id) VALUES (?, ?)",
+            db.executemany(
+                "INSERT INTO notification_cursor (notifier, audit_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 [(n, end) for n in notifiers],
             )
             found = db.execute("SELECT notifier, audit_id FROM notification_cursor").fetchall()
@@ -85,11 +85,9 @@ class Outbox:
 
     def audit_rows_after(self, audit_id: int, limit: int) -> list[AuditEvent]:
         """Audit rows after `audit_id`, oldest first (at most `limit`)."""
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
-                    "SELECT * FROM audit_events WHERE id > ? ORDER BY id LIMIT ?", [audit_id, limit]
-                )
+                tx.query("SELECT * FROM audit_events WHERE id > ? ORDER BY id LIMIT ?", [audit_id, limit])
             )
         return [event_from_row(r) for r in rows]
 
@@ -109,7 +107,7 @@ class Outbox:
                     [now, *notifiers, limit],
                 )
             )
-            db.conn.executemany(
+            db.executemany(
                 "UPDATE notification_outbox SET next_attempt_at = ?, attempts = attempts + 1 WHERE id = ?",
                 [(now + lease, r["id"]) for r in rows],
             )
@@ -118,7 +116,7 @@ class Outbox:
     def release(self, rows: Collection[OutboxRow], *, now: float) -> None:
         """Hand back claimed rows that were not tried (the bot is stopping): due now, uncounted."""
         with self._db.transaction() as db:
-            db.conn.executemany(
+            db.executemany(
                 "UPDATE notification_outbox SET next_attempt_at = ?, attempts = attempts - 1 "
                 "WHERE id = ? AND state = 'pending'",
                 [(now, r.id) for r in rows],
@@ -130,7 +128,7 @@ class Outbox:
             return
         with self._db.transaction() as db:
             now = self._now_text()
-            db.conn.executemany(
+            db.executemany(
                 "UPDATE notification_outbox SET state = 'delivered', last_error = NULL, finished_at = ? "
                 "WHERE id = ?",
                 [(now, row_id) for row_id in row_ids],
@@ -167,8 +165,8 @@ class Outbox:
         if not notifiers:
             return None
         marks = ", ".join("?" for _ in notifiers)
-        with self._db.lock:
-            found = self._db.db.execute(
+        with self._db.read() as tx:
+            found = tx.execute(
                 f"SELECT min(next_attempt_at) FROM notification_outbox WHERE state = 'pending' "  # noqa: S608
                 f"AND notifier IN ({marks})",
                 list(notifiers),
@@ -189,8 +187,8 @@ class Outbox:
     def rows(self, notifier: str | None = None) -> list[OutboxRow]:
         """Every row (of one notifier), oldest first: for tests and operators."""
         where, params = ("WHERE notifier = ?", [notifier]) if notifier is not None else ("", [])
-        with self._db.lock:
-            found = list(self._db.db.query(f"SELECT * FROM notification_outbox {where} ORDER BY id", params))  # noqa: S608
+        with self._db.read() as tx:
+            found = list(tx.query(f"SELECT * FROM notification_outbox {where} ORDER BY id", params))  # noqa: S608
         return [_row(r) for r in found]
 
     def _now_text(self) -> str:

@@ -64,8 +64,8 @@ class FeedStore:
     # -- cursors -------------------------------------------------------------------------------
 
     def cursors(self) -> dict[str, Cursor]:
-        with self._db.lock:
-            rows = list(self._db.db.query("SELECT key, op_id, revision, images, chart FROM feed_cursors"))
+        with self._db.read() as tx:
+            rows = list(tx.query("SELECT key, op_id, revision, images, chart FROM feed_cursors"))
         return {
             str(r["key"]): Cursor(
                 str(r["key"]), r["op_id"], r["revision"], tuple(json.loads(r["images"])), r["chart"]
@@ -78,7 +78,7 @@ class FeedStore:
         if not rows:
             return
         with self._db.transaction() as db:
-            db.conn.executemany(_UPSERT_CURSOR, rows)
+            db.executemany(_UPSERT_CURSOR, rows)
 
     # -- deploys -------------------------------------------------------------------------------
 
@@ -107,15 +107,15 @@ class FeedStore:
         columns = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self._db.transaction() as db:
-            cursor_row = db.execute(
-                f"INSERT OR IGNORE INTO deployments ({columns}) VALUES ({marks})",  # noqa: S608 - fixed names
+            inserted = db.execute(
+                f"INSERT INTO deployments ({columns}) VALUES ({marks}) "  # noqa: S608 - fixed names
+                "ON CONFLICT DO NOTHING RETURNING id",
                 list(row.values()),
-            )
-            inserted = cursor_row.rowcount == 1
-            db.conn.execute(_UPSERT_CURSOR, _cursor_row(cursor, now))
-            if not inserted:
+            ).fetchone()
+            db.execute(_UPSERT_CURSOR, _cursor_row(cursor, now))
+            if inserted is None:
                 return None
-            deployment_id = int(cursor_row.lastrowid or 0)
+            deployment_id = int(inserted[0])
             if bot is not None:
                 db.execute(
                     "UPDATE bot_deploys SET deployment_id = ? WHERE correlation_id = ? AND key = ?",
@@ -133,9 +133,9 @@ class FeedStore:
             )
 
     def history(self, *, since: datetime, until: datetime) -> list[DeployRow]:
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
+                tx.query(
                     "SELECT id, app, env, target, result, new_revision, finished_at, commit_time, "
                     "initiated_by, automated, bot_user FROM deployments "
                     "WHERE finished_at >= ? AND finished_at < ? ORDER BY finished_at",
@@ -145,8 +145,8 @@ class FeedStore:
         return [_row(r, since) for r in rows]
 
     def count(self) -> int:
-        with self._db.lock:
-            return int(self._db.db.execute("SELECT COUNT(*) FROM deployments").fetchone()[0])
+        with self._db.read() as tx:
+            return int(tx.execute("SELECT COUNT(*) FROM deployments").fetchone()[0])
 
     # -- deploys the bot started -----------------------------------------------------------------
 
@@ -154,8 +154,10 @@ class FeedStore:
                     channel: str | None, message_ts: str | None) -> None:  # fmt: skip
         with self._db.transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO bot_deploys "
-                "(correlation_id, key, user_id, started_at, channel, message_ts) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO bot_deploys (correlation_id, key, user_id, started_at, channel, message_ts) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (correlation_id, key) DO UPDATE SET "
+                "user_id = excluded.user_id, started_at = excluded.started_at, channel = excluded.channel, "
+                "message_ts = excluded.message_ts, deployment_id = NULL",
                 [correlation_id, key, user_id, _iso(at), channel, message_ts],
             )
 
@@ -173,9 +175,9 @@ class FeedStore:
         started before the deploy finished (a minute of clock skew allowed) and recently."""
         end = (finished_at or now) + timedelta(minutes=1)
         begin = (started_at or end) - BOT_CLAIM_WINDOW
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
+                tx.query(
                     "SELECT correlation_id, user_id, started_at, channel, message_ts FROM bot_deploys "
                     "WHERE key = ? AND deployment_id IS NULL AND started_at >= ? AND started_at <= ? "
                     "ORDER BY started_at DESC LIMIT 1",
@@ -239,8 +241,8 @@ class DeliveryRecords:
 
     def incidents(self, *, since: datetime, until: datetime) -> list[tuple[str, datetime, datetime | None]]:
         """(incident key, opened, resolved) of incidents open at some point in [since, until)."""
-        with self._db.lock:
-            rows = list(self._db.db.query("SELECT key, first_seen, resolved_at FROM incidents"))
+        with self._db.read() as tx:
+            rows = list(tx.query("SELECT key, first_seen, resolved_at FROM incidents"))
         found = []
         for r in rows:
             opened, resolved = _parsed(r["first_seen"]), _parsed(r["resolved_at"])
@@ -252,9 +254,9 @@ class DeliveryRecords:
     def rollbacks(self, *, since: datetime, until: datetime) -> list[tuple[str, datetime]]:
         """(audit target, when) of rollbacks that went through in the period."""
         marks = ", ".join("?" for _ in self.ROLLBACK_ACTIONS)
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
+                tx.query(
                     f"SELECT target, ts FROM audit_events WHERE action IN ({marks}) AND outcome = 'ok'",  # noqa: S608
                     list(self.ROLLBACK_ACTIONS),
                 )

@@ -11,6 +11,7 @@ its text holds the command line and git's unscrubbed stderr.
 from __future__ import annotations
 
 import configparser
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ from services.redaction import Redactor
 from services.settings.model import GitRepository
 
 _RACE_MARKERS = ("(fetch first)", "(non-fast-forward)")
+_REF_MOVED = re.compile(r"cannot lock ref '[^']+': is at [0-9a-f]+ but expected [0-9a-f]+")
 _REFUSALS: dict[str, type[PushRejected]] = {"protected": ProtectedBranch, "non_fast_forward": NonFastForward}
 _PUSH_FAILED = PushInfo.ERROR | PushInfo.REJECTED | PushInfo.REMOTE_REJECTED | PushInfo.REMOTE_FAILURE
 
@@ -210,7 +212,8 @@ class Clone:
         failed = [i for i in infos if i.flags & _PUSH_FAILED]
         if not failed and infos.error is None:
             return True
-        if failed and all(_is_race(i) for i in failed):
+        output = "\n".join([*lines.other_lines, *lines.error_lines])
+        if failed and all(_is_race(i) or _lost_ref_lock(i, output) for i in failed):
             return False
         shown = [f"! {i.remote_ref_string} {i.summary}" for i in failed]
         raise self._refused(branch, "\n".join([*shown, *lines.other_lines, *lines.error_lines]))
@@ -293,6 +296,17 @@ class Clone:
                 return self.repo.commit(ref).hexsha
             except ValueError:
                 raise GitError(f"{ref} names no commit in the clone of {self.name}") from None
+
+
+def _lost_ref_lock(info: PushInfo, output: str) -> bool:
+    # Another writer (a second replica) updated the branch between our push's check and its ref
+    # update: the remote says "cannot lock ref …: is at X but expected Y". Fetch and retry, as for
+    # a non-fast-forward.
+    return (
+        bool(info.flags & PushInfo.REMOTE_REJECTED)
+        and ("failed to update ref" in info.summary or "failed to lock" in info.summary)
+        and _REF_MOVED.search(output) is not None
+    )
 
 
 def _is_race(info: PushInfo) -> bool:

@@ -33,6 +33,8 @@ _GITLAB_PROTECTED = re.compile(
 # or of the porcelain line GitPython reports ("[remote rejected] (…)").
 _REMOTE_REJECTED = re.compile(r"\[remote rejected\][^(\n]*\(([^)\n]+)\)")
 _RACE = re.compile(r"\[rejected\][^(\n]*\((fetch first|non-fast-forward)\)")
+# Two pushes of the same branch at once: the remote's ref moved under the loser's update.
+_REF_MOVED = re.compile(r"cannot lock ref '[^']+': is at [0-9a-f]+ but expected [0-9a-f]+")
 _GITHUB_REASONS = {
     "protected branch hook declined": "GH006",
     "push declined due to repository rule violations": "GH013",
@@ -87,7 +89,7 @@ def classify_push_refusal(text: str) -> PushRefusal:
         return PushRefusal("protected", "github", code, _reasons(lines, "github"), ref_reason)
     if _GITLAB_PROTECTED.search(remote or text):
         return PushRefusal("protected", "gitlab", None, _reasons(lines, "gitlab"), ref_reason)
-    if _RACE.search(text) and not statuses:
+    if (_RACE.search(text) and not statuses) or _REF_MOVED.search(text):
         return PushRefusal("non_fast_forward", ref_reason=None)
     # `pre-receive hook declined` alone: any custom hook says it; not a reason to open a PR.
     return PushRefusal("rejected", None, None, tuple(line for line in lines if line), ref_reason)

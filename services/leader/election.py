@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -49,9 +50,10 @@ class AlwaysLeader:
 
 def default_identity(environ: Mapping[str, str] | None = None) -> str:
     """This replica's name in the Lease: the pod name (`POD_NAME`, from the downward API), else
-    the host name, which Kubernetes sets to the pod name too."""
+    the host name and a random part, as client-go does: two processes on one machine (outside
+    Kubernetes) must not both believe they hold the Lease."""
     env = os.environ if environ is None else environ
-    return env.get("POD_NAME", "").strip() or socket.gethostname()
+    return env.get("POD_NAME", "").strip() or f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
 def _api_client(leader: LeaderSettings) -> Any:

@@ -9,12 +9,9 @@ later call finds the request no longer pending. That is what makes the commit ha
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import sqlite_utils
 
 from services.errors import PermissionDenied, UserError
 from services.promotion.model import (
@@ -25,7 +22,7 @@ from services.promotion.model import (
     PromotionPlan,
     PromotionStatus,
 )
-from services.store.db import Database
+from services.store.db import Conflict, Database, Tx
 
 _MAX_ID = 64  # ids come back from Slack button values; anything longer is not ours
 _MAX_TEXT = 500  # reasons are shown in Slack messages; bound what we keep
@@ -81,8 +78,8 @@ class ProtectedBranches:
         self._db = db
 
     def known(self, repository: str, branch: str) -> bool:
-        with self._db.lock:
-            rows = self._db.db.query(
+        with self._db.read() as tx:
+            rows = tx.query(
                 "SELECT 1 FROM protected_branches WHERE repository = ? AND branch = ?", [repository, branch]
             )
             return any(True for _ in rows)
@@ -93,8 +90,8 @@ class ProtectedBranches:
         """Record the refusal; True only for the call that recorded it first (that one says so)."""
         with self._db.transaction() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO protected_branches (repository, branch, host, code, detected_at) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO protected_branches (repository, branch, host, code, detected_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [repository, branch, host, code, _ts(_now(now))],
             )
             return bool(cursor.rowcount)
@@ -134,8 +131,8 @@ class PromotionStore:
             )  # fmt: skip
 
     def get(self, promotion_id: str) -> Promotion | None:
-        with self._db.lock:
-            return self._get(self._db.db, promotion_id)
+        with self._db.read() as tx:
+            return self._get(tx, promotion_id)
 
     def set_message(self, promotion_id: str, ts: str, *, channel: str | None = None) -> None:
         """Remember the Slack message showing the request, to update it when the status changes."""
@@ -255,20 +252,20 @@ class PromotionStore:
 
     def open_for(self, app: str, to_env: str) -> list[Promotion]:
         """Open (pending or approved) requests to promote `app` into `to_env`, oldest first."""
-        with self._db.lock:
-            rows = self._db.db.query(
+        with self._db.read() as tx:
+            rows = tx.query(
                 "SELECT * FROM promotions WHERE app = ? AND to_env = ? AND status IN ('pending', 'approved') "
-                "ORDER BY created_at, rowid",
+                "ORDER BY created_at, id",
                 [app, to_env],
             )
             return [_promotion(r) for r in rows]
 
     def last_committed(self, app: str, to_env: str) -> Promotion | None:
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
+                tx.query(
                     "SELECT * FROM promotions WHERE app = ? AND to_env = ? AND status = 'committed' "
-                    "ORDER BY updated_at DESC, rowid DESC LIMIT 1",
+                    "ORDER BY updated_at DESC, id DESC LIMIT 1",
                     [app, to_env],
                 )
             )
@@ -276,17 +273,17 @@ class PromotionStore:
 
     def history(self, audit_id: str) -> list[Promotion]:
         """Every request of one promotion (the first and those that superseded it), oldest first."""
-        with self._db.lock:
-            rows = self._db.db.query(
-                "SELECT * FROM promotions WHERE audit_id = ? ORDER BY created_at, rowid", [audit_id[:_MAX_ID]]
+        with self._db.read() as tx:
+            rows = tx.query(
+                "SELECT * FROM promotions WHERE audit_id = ? ORDER BY created_at, id", [audit_id[:_MAX_ID]]
             )
             return [_promotion(r) for r in rows]
 
     def open_requests(self) -> list[Promotion]:
         """Pending and approved requests, oldest first (to re-render or finish after a restart)."""
-        with self._db.lock:
-            rows = self._db.db.query(
-                "SELECT * FROM promotions WHERE status IN ('pending', 'approved') ORDER BY created_at, rowid"
+        with self._db.read() as tx:
+            rows = tx.query(
+                "SELECT * FROM promotions WHERE status IN ('pending', 'approved') ORDER BY created_at, id"
             )
             return [_promotion(r) for r in rows]
 
@@ -344,12 +341,12 @@ class PromotionStore:
             return self._change_request(db, p.audit_id)
 
     def change_request(self, promotion_id: str) -> ChangeRequestRecord | None:
-        with self._db.lock:
-            p = self._get(self._db.db, promotion_id)
-            return self._change_request(self._db.db, p.audit_id) if p is not None else None
+        with self._db.read() as tx:
+            p = self._get(tx, promotion_id)
+            return self._change_request(tx, p.audit_id) if p is not None else None
 
     @staticmethod
-    def _change_request(db: sqlite_utils.Database, audit_id: str) -> ChangeRequestRecord | None:
+    def _change_request(db: Tx, audit_id: str) -> ChangeRequestRecord | None:
         rows = list(db.query("SELECT * FROM promotion_change_requests WHERE audit_id = ?", [audit_id]))
         if not rows:
             return None
@@ -360,7 +357,7 @@ class PromotionStore:
 
     def _insert(
         self,
-        db: sqlite_utils.Database,
+        db: Tx,
         plan: PromotionPlan,
         *,
         requester: str,
@@ -393,23 +390,24 @@ class PromotionStore:
         }  # fmt: skip
         row.update(approvals="[]", created_at=_ts(at), expires_at=_ts(p.expires_at), updated_at=_ts(at))
         try:
-            db.table("promotions").insert(row)
-        except sqlite3.IntegrityError:
+            with db.savepoint():
+                db.insert("promotions", row)
+        except Conflict:
             # The same plan requested twice (a repeated delivery of the "request" click).
             raise UserError("This promotion was already requested; see the request message.") from None
         return p
 
-    def _get(self, db: sqlite_utils.Database, promotion_id: str) -> Promotion | None:
+    def _get(self, db: Tx, promotion_id: str) -> Promotion | None:
         rows = list(db.query("SELECT * FROM promotions WHERE id = ?", [promotion_id[:_MAX_ID]]))
         return _promotion(rows[0]) if rows else None
 
-    def _require(self, db: sqlite_utils.Database, promotion_id: str) -> Promotion:
+    def _require(self, db: Tx, promotion_id: str) -> Promotion:
         found = self._get(db, promotion_id)
         if found is None:
             raise UserError("This promotion request is not known to the bot. Run `promote` again.")
         return found
 
-    def _pending(self, db: sqlite_utils.Database, promotion_id: str, at: datetime) -> Promotion:
+    def _pending(self, db: Tx, promotion_id: str, at: datetime) -> Promotion:
         """The request, if it still takes approvals and rejections; UserError saying why not."""
         p = self._require(db, promotion_id)
         if p.status != "pending" or p.expires_at <= at:
@@ -417,7 +415,7 @@ class PromotionStore:
         return p
 
     @staticmethod
-    def _update(db: sqlite_utils.Database, promotion_id: str, at: datetime, **fields: Any) -> None:
+    def _update(db: Tx, promotion_id: str, at: datetime, **fields: Any) -> None:
         names = sorted(fields)
         assignments = ", ".join(f"{name} = ?" for name in names)  # names are ours, never user text
         db.execute(

@@ -24,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.settings.base import Section as _Section
+from services.settings.database import DatabaseSettings
 from services.settings.extensions import FrozenTree, NotifierSpec, PluginSettings, SyncSettings, ValidatorSpec
 from services.settings.feed import FeedSettings
 from services.settings.githost import GitHostKeys
@@ -350,6 +351,7 @@ class Settings(_Section):
     operations: OperationsSettings = Field(default_factory=OperationsSettings)
     git: GitSettings = Field(default_factory=GitSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     validators: tuple[ValidatorSpec, ...] = ()
@@ -394,6 +396,11 @@ class Settings(_Section):
         if monitor.routes is not None:
             return monitor.routes
         return () if monitor.channel is not None else self.drift.routes
+
+    @property
+    def database_url(self) -> str:
+        """Where state lives: `database.url`, else the SQLite file at `audit.database`."""
+        return self.database.url or str(self.audit.database)
 
     def environment(self, name: str) -> Environment | None:
         return next((e for e in self.environments if e.name == name), None)
@@ -442,10 +449,16 @@ class Secrets:
     githost_approve_tokens: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)
     # Secrets extensions name by environment variable (`secret_env`, `password_env`, …): name -> value.
     named: Mapping[str, SecretStr] = field(default_factory=_empty_secrets)
+    database_password: SecretStr | None = None  # database.password_env (PostgreSQL)
 
     def values(self) -> tuple[str, ...]:
         """Every non-empty secret value, for log redaction."""
-        singles = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
+        singles = (
+            self.slack_bot_token,
+            self.slack_signing_secret,
+            self.slack_app_token,
+            self.database_password,
+        )
         every = [
             *singles, *self.argocd_tokens.values(), *self.git_credentials.values(),
             *self.githost_tokens.values(), *self.githost_approve_tokens.values(), *self.named.values(),
@@ -463,7 +476,7 @@ class Secrets:
             f"argocd_tokens={sorted(self.argocd_tokens)}, git_credentials={sorted(self.git_credentials)}, "
             f"githost_tokens={sorted(self.githost_tokens)}, "
             f"githost_approve_tokens={sorted(self.githost_approve_tokens)}, "
-            f"named={sorted(self.named)})"
+            f"named={sorted(self.named)}, database_password={mark(self.database_password)})"
         )
 
     __str__ = __repr__

@@ -44,8 +44,8 @@ class PostedRuns:
 
     def baselined(self, cluster: str, namespace: str) -> set[str]:
         """The pipelines of this namespace whose history was already recorded."""
-        with self._db.lock:
-            rows = self._db.db.query(
+        with self._db.read() as tx:
+            rows = tx.query(
                 "SELECT pipeline FROM pipeline_monitor_cursors WHERE cluster = ? AND namespace = ?",
                 [cluster, namespace],
             )
@@ -56,21 +56,21 @@ class PostedRuns:
         """Record `runs` as seen without a post, and the pipeline's cursor, in one transaction."""
         at = _iso(now)
         with self._db.transaction() as db:
-            db.conn.executemany(
-                "INSERT OR IGNORE INTO pipeline_runs_posted "
-                "(cluster, namespace, name, uid, pipeline, state, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.executemany(
+                "INSERT INTO pipeline_runs_posted (cluster, namespace, name, uid, pipeline, state, "
+                "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [(k.cluster, k.namespace, k.name, k.uid, pipeline, STATE_BASELINE, at) for k in runs],
             )
             db.execute(
-                "INSERT OR IGNORE INTO pipeline_monitor_cursors (cluster, namespace, pipeline, baselined_at) "
-                "VALUES (?, ?, ?, ?)",
+                "INSERT INTO pipeline_monitor_cursors (cluster, namespace, pipeline, baselined_at) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [cluster, namespace, pipeline, at],
             )
 
     def known(self, cluster: str, namespace: str) -> set[RunKey]:
         """Every run of this namespace recorded in any state."""
-        with self._db.lock:
-            rows = self._db.db.query(
+        with self._db.read() as tx:
+            rows = tx.query(
                 "SELECT name, uid FROM pipeline_runs_posted WHERE cluster = ? AND namespace = ?",
                 [cluster, namespace],
             )
@@ -80,8 +80,8 @@ class PostedRuns:
         """Take the run for posting; False when it is recorded already (another scan got there)."""
         with self._db.transaction() as db:
             cursor = db.execute(
-                "INSERT OR IGNORE INTO pipeline_runs_posted "
-                "(cluster, namespace, name, uid, pipeline, state, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO pipeline_runs_posted (cluster, namespace, name, uid, pipeline, state, "
+                "recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [key.cluster, key.namespace, key.name, key.uid, pipeline, STATE_POSTING, _iso(now)],
             )
             return bool(cursor.rowcount == 1)
@@ -105,9 +105,9 @@ class PostedRuns:
 
     def message(self, key: RunKey) -> tuple[str, str] | None:
         """(channel, ts) of a run's post, when it was posted to Slack."""
-        with self._db.lock:
+        with self._db.read() as tx:
             rows = list(
-                self._db.db.query(
+                tx.query(
                     "SELECT channel, message_ts FROM pipeline_runs_posted WHERE cluster = ? AND "
                     "namespace = ? AND name = ? AND uid = ? AND state = ?",
                     [key.cluster, key.namespace, key.name, key.uid, STATE_POSTED],
@@ -127,10 +127,8 @@ class PostedRuns:
         if not gone:
             return 0
         with self._db.transaction() as db:
-            before = db.conn.total_changes
-            db.conn.executemany(
+            return db.executemany(
                 "DELETE FROM pipeline_runs_posted WHERE cluster = ? AND namespace = ? AND name = ? "
                 "AND uid = ? AND recorded_at < ?",
                 [(k.cluster, k.namespace, k.name, k.uid, _iso(older_than)) for k in gone],
             )
-            return int(db.conn.total_changes - before)

@@ -388,6 +388,17 @@ def _deployments(db: sqlite_utils.Database) -> None:
     )
 
 
+def _replicas(db: sqlite_utils.Database) -> None:
+    # Each running bot process and when it last said it is alive: another replica's in-flight
+    # requests are closed as cut off only once their owner has stopped saying so.
+    db.execute(
+        "CREATE TABLE replicas (owner TEXT PRIMARY KEY, started_at TEXT NOT NULL, seen_at TEXT NOT NULL)"
+    )
+    # Mutating commands per user, counted across replicas (one replica counts in memory).
+    db.execute("CREATE TABLE rate_hits (user_id TEXT NOT NULL, at REAL NOT NULL)")
+    db.execute("CREATE INDEX idx_rate_hits_user_at ON rate_hits (user_id, at)")
+
+
 Step = Callable[[sqlite_utils.Database], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
@@ -408,4 +419,6 @@ MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (16, "promotion_change_requests: the PR / MR a promotion goes through", _change_requests),
     (17, "protected_branches: mode auto repositories found protected, PR-only since", _protected_branches),
     (18, "feed_cursors, deployments, bot_deploys: the deployment feed and its history", _deployments),
+    (19, "replicas, rate_hits: what replicas sharing the database must know of each other", _replicas),
 )
+LATEST = MIGRATIONS[-1][0]  # the schema version this release needs (both engines reach the same)
