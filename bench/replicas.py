@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import secrets
 import sys
 import tempfile
@@ -87,7 +88,7 @@ def main() -> int:
     replicas: list[Replica] = []
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-replicas-") as tmp:
         root = Path(tmp)
-        pg = PostgresServer().start()
+        pg = PostgresServer(durable=True).start()  # fsync on: compared with SQLite's synchronous=FULL
         stack.callback(pg.stop)
         password = secrets.token_urlsafe(18)
         url = pg.create_database("gitops", "gitops_bot", password)
@@ -176,7 +177,11 @@ def report(
     print(f"4. audit appends ({args.threads} threads x {args.appends}): PostgreSQL {pg.per_second:,.0f}/s, "
           f"SQLite {lite.per_second:,.0f}/s, PostgreSQL / SQLite {ratio:.2f}x; chains "
           f"{'OK' if pg.chain_ok and lite.chain_ok else 'BROKEN'}")  # fmt: skip
-    for problem, times in Counter(p[:200] for p in problems).most_common(10):
+    # Counted by their text without times and paths, so one kind of warning is one line.
+    kinds = Counter(
+        re.sub(r"\d{4}-\d\d-\d\d[ T][\d:.]+( UTC)?|'file://[^']*'", "…", p)[:200] for p in problems
+    )
+    for problem, times in kinds.most_common(10):
         print(f"   bot log ({times}x): {problem}")
     print()
     print(f"{'target':<44} {'figure':<34} result")

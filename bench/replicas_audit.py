@@ -2,9 +2,9 @@
 
 The same AuditStore code on both engines, the same rows, the same threads: each thread appends
 `per_thread` single rows (each `append` returns once its row is committed), as the bot's request
-threads do. SQLite commits with synchronous=FULL on the local disk; the throwaway PostgreSQL runs
-with fsync off (tests/pgserver.py), so its figure is the protocol's and the locking's cost, not a
-disk's.
+threads do. Both are durable on the same local disk: SQLite commits with synchronous=FULL, the
+benchmark's PostgreSQL keeps fsync and synchronous commit on (`PostgresServer(durable=True)`), and
+reaches it over loopback TCP as the bot does.
 """
 
 from __future__ import annotations

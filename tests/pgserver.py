@@ -99,7 +99,10 @@ class PostgresServerError(RuntimeError):
 class PostgresServer:
     """One PostgreSQL cluster in a temp dir, listening on 127.0.0.1 on a free port."""
 
-    def __init__(self, bindir: Path | None = None) -> None:
+    def __init__(self, bindir: Path | None = None, *, durable: bool = False) -> None:
+        """`durable`: keep PostgreSQL's fsync and synchronous commit (benchmarks that compare it
+        with SQLite's synchronous=FULL); tests run without them."""
+        self._durable = durable
         found = bindir or find_bindir()
         if found is None:
             raise PostgresServerError(MISSING)
@@ -154,6 +157,8 @@ class PostgresServer:
         )
         pwfile.unlink()
         settings = {**_SETTINGS, "unix_socket_directories": str(root), **self._tls(root / "tls")}
+        if self._durable:
+            settings.update(fsync="on", synchronous_commit="on", full_page_writes="on")
         with (root / "data" / "postgresql.conf").open("a") as conf:
             conf.write("".join(f"{key} = '{value}'\n" for key, value in settings.items()))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.replicas import heartbeat
 from services.audit.chain import AuditEvent, verify
 from services.audit.trail import AuditStore
 from services.errors import BackendUnavailable
@@ -260,3 +261,42 @@ def test_only_requests_of_replicas_that_went_silent_are_left_behind(open_again: 
         "req-a",
         "req-b",
     ]
+
+
+def test_the_leaders_heartbeat_closes_only_what_a_silent_replica_left(open_again: Opener) -> None:
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    dead, leader = (
+        InflightRequests(open_again(), owner="pod-dead"),
+        InflightRequests(open_again(), owner="pod-lead"),
+    )
+    dead.alive(now=old)
+    dead.add(Inflight(correlation_id="req-1", started_id=None, owner="pod-dead", user_id="U1", user_name="u",
+                      channel="C1", action="sync", command="sync web prod", target="web/prod",
+                      accepted_at=old))  # fmt: skip
+    closed: list[list[str]] = []
+    heartbeat(leader, None, lambda left: closed.append([r.correlation_id for r in left]))  # a follower
+    assert closed == []
+    heartbeat(leader, timedelta(seconds=60), lambda left: closed.append([r.correlation_id for r in left]))
+    assert closed == [["req-1"]]
+    assert {r["owner"] for r in open_again().query("SELECT owner FROM replicas")} == {"pod-dead", "pod-lead"}
+
+
+def test_a_least_privilege_role_runs_on_what_the_owner_migrated(postgres_db: PgDatabase) -> None:
+    # docs/deploy.md: the owner migrates; the bot's role may not create, update or delete audit rows.
+    open_database(postgres_db.url, password=postgres_db.password).close()
+    role = f"{postgres_db.name}_bot"
+    postgres_db.server.create_role(role, "bot-pass-1")
+    with postgres_db.connect(autocommit=True) as conn:
+        conn.execute(f"GRANT CONNECT ON DATABASE {postgres_db.name} TO {role}")
+        conn.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {role}")
+    bot = open_database(postgres_db.url.replace(f"{postgres_db.role}@", f"{role}@"), password="bot-pass-1")
+    try:
+        assert bot.health().current
+        store = AuditStore(bot)
+        store.append(AuditEvent(user_id="U1", action="sync", outcome="ok"))
+        with pytest.raises(BackendUnavailable, match="permission denied"), bot.transaction() as tx:
+            tx.execute("DELETE FROM audit_events")
+        assert store.count() == 1
+    finally:
+        bot.close()  # the role goes with the throwaway server (it holds grants in this database)

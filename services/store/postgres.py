@@ -212,10 +212,13 @@ class PostgresDatabase(Database):
             tx = PgTx(conn, self._secret)
             tx.execute("SELECT pg_advisory_lock(?)", [MIGRATE_LOCK])
             try:
-                tx.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations "
-                    "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
-                )
+                # Look before creating: a role that may not create (the owner migrates) opens a
+                # current database without any DDL.
+                if tx.scalar("SELECT to_regclass('schema_migrations')") is None:
+                    tx.execute(
+                        "CREATE TABLE schema_migrations "
+                        "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                    )
                 current = _version(tx)
                 for version, description, statements in PG_MIGRATIONS:
                     if version <= current:
