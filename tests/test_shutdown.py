@@ -210,6 +210,10 @@ def test_sigterm_past_the_timeout_records_the_running_job_as_interrupted(
     tmp_path: Path, start_bot: Callable[[str], BotProcess], slack: FakeSlack, argocd: FakeArgoCD
 ) -> None:
     bot = start_bot("1s")
+    # The start-up version check must be answered first: slowed down, it would hold the stop.
+    _wait_for(
+        "the start-up backend check", lambda: bool(json.loads(_get(bot.port, "/readyz")[1])["backends"]), 10
+    )
     argocd.set_latency(5)  # every Argo CD answer takes 5 s: status outlives the 1 s shutdown timeout
     _slash_status(bot, slack)
     sent = _sigterm_and_refuse_new_work(bot, slack)
