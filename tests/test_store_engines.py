@@ -300,3 +300,33 @@ def test_a_least_privilege_role_runs_on_what_the_owner_migrated(postgres_db: PgD
         assert store.count() == 1
     finally:
         bot.close()  # the role goes with the throwaway server (it holds grants in this database)
+
+
+def test_a_thread_holding_exclusive_appends_while_others_append(any_database: Database) -> None:
+    # The shutdown path: exclusive() then audit rows, while request threads still append.
+    store = AuditStore(any_database)
+    stop = threading.Event()
+
+    def busy() -> None:
+        while not stop.is_set():
+            store.append(AuditEvent(user_id="U2", action="status", outcome="ok"))
+
+    others = [threading.Thread(target=busy) for _ in range(3)]
+    for t in others:
+        t.start()
+    finished = threading.Event()
+
+    def shutdown() -> None:
+        with any_database.exclusive():
+            for _ in range(20):
+                store.append(AuditEvent(user_id="U1", action="sync", outcome="unknown"))
+        finished.set()
+
+    closer = threading.Thread(target=shutdown)
+    closer.start()
+    closer.join(10)
+    stop.set()
+    for t in others:
+        t.join(10)
+    assert finished.is_set(), "appending inside exclusive() waited on another thread's write"
+    assert verify(any_database).ok

@@ -188,6 +188,12 @@ class PostgresDatabase(Database):
         with self._gate:
             yield
 
+    def busy_here(self) -> bool:
+        # Holding the gate (a transaction, or exclusive()): a write handed to another thread would
+        # wait for this one. RLock._is_owned is what threading.Condition relies on.
+        owned = getattr(self._gate, "_is_owned", None)
+        return bool(owned()) if owned is not None else self.in_transaction()
+
     @contextmanager
     def read(self) -> Iterator[Tx]:
         joined = self._joined()
