@@ -16,7 +16,7 @@ from handlers.blocks import (
     truncate,
 )
 from services.access.locks import Lock
-from services.backend import AppRef, AppStatus, Operation, SyncRequest
+from services.backend import AppRef, AppRow, AppStatus, Operation, SyncRequest
 from services.revisions import short_revision, shorten_revisions
 
 
@@ -32,11 +32,11 @@ def cluster_text(text: str, limit: int) -> str:
     return escape(truncate(shorten_revisions(text), limit))
 
 
-def health_text(status: AppStatus) -> str:
+def health_text(status: AppStatus | AppRow) -> str:
     return f"{msg.HEALTH_ICON.get(status.health, ':white_circle:')} {escape(status.health)}"
 
 
-def sync_text(status: AppStatus) -> str:
+def sync_text(status: AppStatus | AppRow) -> str:
     return f"{msg.SYNC_ICON.get(status.sync, ':grey_question:')} {escape(status.sync)}"
 
 

@@ -124,6 +124,36 @@ class AppStatus:
         return self.sync == "Synced" and self.health == "Healthy"
 
 
+@dataclass(frozen=True, slots=True)
+class AppRow:
+    """One app in a list: only what summaries show (`status --all`, `sync --selector`).
+
+    Built straight from a trimmed list payload, so a list of 20,000 apps costs what its data
+    costs; `AppStatus` (operation, resources, images, conditions) is for one app in detail."""
+
+    ref: AppRef
+    sync: SyncState = "Unknown"
+    health: HealthState = "Unknown"
+    phase: OperationPhase | None = None  # the last or current operation's; None: there is none
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()  # only when the list asked for them
+
+    @property
+    def healthy(self) -> bool:
+        return self.sync == "Synced" and self.health == "Healthy"
+
+    @property
+    def running(self) -> OperationPhase | None:
+        """The phase of an operation that has not finished (what a summary line shows)."""
+        return self.phase if self.phase is not None and self.phase not in TERMINAL_PHASES else None
+
+    @classmethod
+    def of(cls, status: AppStatus) -> AppRow:
+        op = status.operation
+        return cls(status.ref, status.sync, status.health, op.phase if op else None,
+                   status.labels, status.annotations)  # fmt: skip
+
+
 def kept_annotations(raw: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
     """The object's annotations worth keeping on its status, sorted (see MAX_ANNOTATION_VALUE)."""
     return tuple(
@@ -236,6 +266,12 @@ class GitOpsBackend(Protocol):
         wave for `sync --selector`): they can be large (kubectl's last-applied-configuration)."""
         ...
 
+    def list_rows(
+        self, *, selector: str | None = None, project: str | None = None, annotations: bool = False
+    ) -> list[AppRow]:
+        """The same single list request per kind as `list_apps`, as lean rows (summaries)."""
+        ...
+
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus: ...
 
     def find(self, name: str, *, namespace: str | None = None) -> list[AppRef]:
@@ -295,6 +331,7 @@ __all__ = [
     "AppDiff",
     "AppNotFound",
     "AppRef",
+    "AppRow",
     "AppStatus",
     "AutoSyncBlocksRollback",
     "Condition",

@@ -6,8 +6,8 @@ should see one request, not 200. `CoalescingBackend` wraps any backend and:
 - runs `get` and `poll` single-flight: a call identical to one in flight (same method, ref and
   refresh) waits for that one and gets its result or its exception. Nothing is kept afterwards,
   so a status asked right after is fresh;
-- keeps status lists (`list_apps`: status --all, --selector) for `ttl` seconds, also single-flight
-  (drift scans' lists, `deployed=True`, are single-flight only);
+- keeps status lists (`list_rows`: status --all, --selector; `list_apps`) for `ttl` seconds, also
+  single-flight (drift scans' lists, `deployed=True`, are single-flight only);
 - forgets both after every write the bot makes through it (sync, rollback, suspend, resume,
   set_auto_sync, terminate) and when an operation it polls ends: a read that started before
   such a change neither serves later callers nor fills the cache, so the bot never shows its
@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 from services.backend import (
     AppDiff,
     AppRef,
+    AppRow,
     AppStatus,
     BackendKind,
     GitOpsBackend,
@@ -73,7 +74,8 @@ class CoalescingBackend:
         self._lock = threading.Lock()
         self._generation = 0  # bumped by every write; see `_changed`
         self._flights: dict[Hashable, _Flight] = {}
-        self._lists: dict[Hashable, tuple[float, tuple[AppStatus, ...]]] = {}  # key -> (expires, apps)
+        # key -> (expires, apps): AppStatus from `list_apps`, AppRow from `list_rows`
+        self._lists: dict[Hashable, tuple[float, tuple[AppStatus | AppRow, ...]]] = {}
 
     def __repr__(self) -> str:
         return f"CoalescingBackend({self.inner!r})"
@@ -173,6 +175,16 @@ class CoalescingBackend:
         key = ("list_apps", selector, project, deployed, annotations)
         apps = self._shared("list_apps", key, call, cache=not deployed)
         return list(apps)  # each caller its own list: none can change what the others see
+
+    def list_rows(
+        self, *, selector: str | None = None, project: str | None = None, annotations: bool = False
+    ) -> list[AppRow]:
+        def call() -> list[AppRow]:
+            return self.inner.list_rows(selector=selector, project=project, annotations=annotations)
+
+        # Counted as "list_apps" on the metrics: the same list request, read leaner.
+        key = ("list_rows", selector, project, annotations)
+        return list(self._shared("list_apps", key, call, cache=True))
 
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus:
         return self._shared("get", ("get", ref, refresh), lambda: self.inner.get(ref, refresh=refresh))

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 
 from services.apps import AppResolver
-from services.backend import AppRef, AppStatus, ProgressCallback, RollbackPlan, SyncRequest
+from services.backend import AppRef, AppRow, AppStatus, ProgressCallback, RollbackPlan, SyncRequest
 from services.errors import BackendUnavailable, GitOpsBotError, UserError
 from services.holds import Hold, HoldStore
 from services.watcher import Reservation, Watcher
@@ -24,7 +24,7 @@ HOLD_SUSPEND = "flux-suspended"
 
 @dataclass(frozen=True)
 class Overview:
-    apps: tuple[AppStatus, ...]
+    apps: tuple[AppRow, ...]  # lean rows; `status(app.ref)` reads one app in full
     unreachable: tuple[str, ...]  # "Argo CD main: connection refused"
 
 
@@ -103,11 +103,11 @@ class GitOpsService:
         backends = self.resolver.backends
         if not backends:
             raise UserError("No Argo CD instance or Flux cluster is configured.")
-        apps: list[AppStatus] = []
+        apps: list[AppRow] = []
         unreachable: list[str] = []
         with ThreadPoolExecutor(max_workers=min(8, len(backends))) as pool:
             futures = {
-                pool.submit(b.list_apps, selector=selector, project=project, annotations=annotations): b
+                pool.submit(b.list_rows, selector=selector, project=project, annotations=annotations): b
                 for b in backends
             }
             for future, backend in futures.items():

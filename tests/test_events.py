@@ -188,7 +188,7 @@ def test_a_row_written_in_a_callers_transaction_is_heard_only_after_commit(tmp_p
     database = SqliteDatabase(tmp_path / "audit.db")
     store = AuditStore(database)
     heard: list[tuple[int | None, bool]] = []
-    store.subscribe(lambda e: heard.append((e.id, database.db.conn.in_transaction)))
+    store.subscribe(lambda e: heard.append((e.id, database.db.in_transaction)))
     with database.transaction():
         store.append(row("sync", "ok", request_id=1))
         assert heard == []  # not committed yet

@@ -21,7 +21,7 @@ from handlers.blocks import (
 )
 from handlers.cards import cluster_text, health_text, lock_line, operation_text, short_rev, sync_text
 from services.access.locks import Lock
-from services.backend import AppStatus
+from services.backend import AppRow, AppStatus
 
 _LINES_PER_SECTION = 35  # keeps each section well under Slack's 3000 characters
 _MAX_LISTED = 150  # beyond this, say how many more instead of listing
@@ -68,8 +68,18 @@ def status_detail(status: AppStatus, *, locks: Sequence[Lock] = ()) -> Reply:
 
 
 def status_overview(
-    apps: Sequence[AppStatus], unreachable: Sequence[str], title: str, *, locks: Sequence[Lock] = ()
+    apps: Sequence[AppRow] | Sequence[AppStatus],
+    unreachable: Sequence[str],
+    title: str,
+    *,
+    locks: Sequence[Lock] = (),
 ) -> Reply:
+    """Counts, then the apps that are not Synced + Healthy: everything shown is on a row."""
+    rows = [a if isinstance(a, AppRow) else AppRow.of(a) for a in apps]
+    return _overview(rows, unreachable, title, locks)
+
+
+def _overview(apps: Sequence[AppRow], unreachable: Sequence[str], title: str, locks: Sequence[Lock]) -> Reply:
     health = Counter(a.health for a in apps)
     sync = Counter(a.sync for a in apps)
     counts = " · ".join(f"{msg.HEALTH_ICON.get(h, '')} {escape(h)} {n:,}" for h, n in health.most_common())
@@ -88,7 +98,7 @@ def status_overview(
         blocks.append(divider())
         lines = [
             f"`{escape(a.ref.display)}` {sync_text(a)} · {health_text(a)}"
-            + (f" · {escape(a.operation.phase)}" if a.operation and not a.operation.finished else "")
+            + (f" · {escape(a.running)}" if a.running is not None else "")
             for a in attention[:_MAX_LISTED]
         ]
         for start in range(0, len(lines), _LINES_PER_SECTION):

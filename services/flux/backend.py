@@ -19,6 +19,7 @@ from services.backend import (
     AmbiguousApp,
     AppDiff,
     AppRef,
+    AppRow,
     AppStatus,
     BackendKind,
     Condition,
@@ -201,6 +202,13 @@ class FluxBackend:
             source = sources.get((found_ref[0].kind, found_ref[1], found_ref[2])) if found_ref else None
             statuses.append(self._status(obj, kind, source))
         return statuses
+
+    def list_rows(
+        self, *, selector: str | None = None, project: str | None = None, annotations: bool = False
+    ) -> list[AppRow]:
+        """`list_apps` as rows: a Flux list is small per object (no resources or history on it)
+        and its sync needs the source, so the full conversion is the row's source here."""
+        return [AppRow.of(s) for s in self.list_apps(selector=selector, project=project)]
 
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus:
         """The object, its source and its newest Warning events. Flux has no refresh: ignored."""

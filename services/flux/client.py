@@ -3,7 +3,8 @@
 Every `kubernetes` object stays in this module: callers get plain JSON dicts back, and every
 failure (ApiException, urllib3 errors, kubeconfig problems) leaves as a `FluxError` subclass.
 Responses are read raw (`_preload_content=False`) so custom objects and events alike arrive as
-the API server's JSON, not as generated model classes.
+the API server's JSON, not as generated model classes. Lists of custom objects are decoded item by
+item from the bytes (`decode_list`): no text copy of the body, and no `managedFields` kept.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
+import msgspec
 import urllib3
 from kubernetes import client as k8s
 from kubernetes import watch as k8s_watch
@@ -25,6 +27,46 @@ from services.metrics import Metrics
 from services.settings.model import FluxCluster
 
 FIELD_MANAGER = "flux-client-side-apply"  # Flux's own docs use it; see docs/flux-api.md §1
+
+
+class _ListMeta(msgspec.Struct):
+    resource_version: str = msgspec.field(default="", name="resourceVersion")
+
+
+class _ListBody(msgspec.Struct):
+    """A list answer: each item left as its bytes until it is read, everything else skipped."""
+
+    items: builtins.list[msgspec.Raw] | None = None
+    metadata: _ListMeta | None = None
+
+
+_LIST_DECODER = msgspec.json.Decoder(_ListBody)
+
+
+def _body(response: Any) -> bytes:
+    # A raw urllib3 response (`_preload_content=False`): its whole body, as bytes.
+    data = response.data
+    return data if isinstance(data, bytes) else b""
+
+
+def decode_list(data: bytes) -> tuple[builtins.list[Json], str]:
+    """(items, resourceVersion) of a list body, read straight from its bytes.
+
+    `json.loads` would first copy the whole body into a str and build every item at once; here
+    each item is decoded on its own and loses `metadata.managedFields` (server-side apply
+    bookkeeping, often the largest part of an object, read by nothing in the bot) before the
+    next one is read. Raises ValueError (msgspec's errors are ValueErrors) for a body that is
+    not a JSON list object."""
+    body = _LIST_DECODER.decode(data or b"{}")
+    items: builtins.list[Json] = []
+    for raw in body.items or ():
+        item = msgspec.json.decode(raw)
+        if isinstance(item, dict):
+            meta = item.get("metadata")
+            if isinstance(meta, dict):
+                meta.pop("managedFields", None)
+            items.append(item)
+    return items, body.metadata.resource_version if body.metadata is not None else ""
 
 
 class FluxClient(KubeApiClient):
@@ -159,11 +201,11 @@ class FluxClient(KubeApiClient):
                             label_selector=selector,
                             **self._opts(),
                         )
-                    items = self._json(response).get("items") or []
+                    items, _ = decode_list(_body(response))
             except FluxNotFound:
                 continue
             self._remember(kind, version)
-            return [i for i in items if isinstance(i, dict)]
+            return items
         return []
 
     def list_with_version(self, kind: FluxKind) -> tuple[builtins.list[Json], str]:
@@ -173,12 +215,10 @@ class FluxClient(KubeApiClient):
             return [], ""
         api = k8s.CustomObjectsApi(self._client())
         with self._call("list", verb="list", kind=kind.kind):
-            body = self._json(
-                api.list_cluster_custom_object(kind.group, version, kind.plural, **self._opts())
-            )
+            response = api.list_cluster_custom_object(kind.group, version, kind.plural, **self._opts())
+            items, resource_version = decode_list(_body(response))
         self._remember(kind, version)
-        items = [i for i in body.get("items") or [] if isinstance(i, dict)]
-        return items, str((body.get("metadata") or {}).get("resourceVersion") or "")
+        return items, resource_version
 
     def watch(self, kind: FluxKind, resource_version: str, *, timeout: int) -> Iterator[tuple[str, Json]]:
         """(type, object) for each change of `kind` after `resource_version`, with bookmarks, until
@@ -264,4 +304,4 @@ class FluxClient(KubeApiClient):
         return [i for i in items if isinstance(i, dict)]
 
 
-__all__ = ["DEFAULT_TIMEOUT", "FIELD_MANAGER", "FluxClient", "FluxError", "Json"]
+__all__ = ["DEFAULT_TIMEOUT", "FIELD_MANAGER", "FluxClient", "FluxError", "Json", "decode_list"]

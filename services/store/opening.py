@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from services.store.db import Database
-from services.store.postgres import PgTarget, PostgresDatabase
 from services.store.sqlite import SqliteDatabase
 
 
@@ -27,6 +26,9 @@ def open_database(
     """Connect and (unless `migrate` is False) bring the schema up to date."""
     if not is_postgres(url):
         return SqliteDatabase(Path(url), migrate=migrate)
+    # Imported here: psycopg and its pool cost ~15 MB a SQLite-only bot never needs.
+    from services.store.postgres import PgTarget, PostgresDatabase
+
     text = str(url)
     if text.lower().startswith("postgres://"):  # libpq accepts both; keep one spelling in messages
         text = "postgresql://" + text.split("://", 1)[1]

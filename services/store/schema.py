@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
-import sqlite_utils
 
-
-def _audit_events(db: sqlite_utils.Database) -> None:
+def _audit_events(db: sqlite3.Connection) -> None:
     db.execute(
         """CREATE TABLE audit_events (
             id INTEGER PRIMARY KEY,
@@ -34,7 +33,7 @@ def _audit_events(db: sqlite_utils.Database) -> None:
         )
 
 
-def _pending_actions(db: sqlite_utils.Database) -> None:
+def _pending_actions(db: sqlite3.Connection) -> None:
     # Buttons carry only an opaque id; what they do lives here, so they survive a restart.
     db.execute(
         """CREATE TABLE pending_actions (
@@ -51,7 +50,7 @@ def _pending_actions(db: sqlite_utils.Database) -> None:
     )
 
 
-def _holds(db: sqlite_utils.Database) -> None:
+def _holds(db: sqlite3.Connection) -> None:
     # A hold: the bot changed something that must be undone later (auto-sync turned off for a rollback).
     db.execute(
         """CREATE TABLE holds (
@@ -71,7 +70,7 @@ def _holds(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_holds_open ON holds (released_at, kind)")
 
 
-def _locks(db: sqlite_utils.Database) -> None:
+def _locks(db: sqlite3.Connection) -> None:
     # Deploy locks / freezes on an environment, or on one app in it (app = '' for the whole env).
     db.execute(
         """CREATE TABLE locks (
@@ -91,7 +90,7 @@ def _locks(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_locks_open ON locks (released_at, env, app)")
 
 
-def _audit_chain(db: sqlite_utils.Database) -> None:
+def _audit_chain(db: sqlite3.Connection) -> None:
     # Tamper evidence: each row stores the previous row's hash and its own. Retention may delete old
     # rows only inside a transaction that first sets the 'retention_unlock' key; it then records the
     # last deleted row's hash as the new anchor so `audit verify` can start there.
@@ -107,13 +106,13 @@ def _audit_chain(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_audit_events_action_ts ON audit_events (action, ts)")
 
 
-def _seen_requests(db: sqlite_utils.Database) -> None:
+def _seen_requests(db: sqlite3.Connection) -> None:
     # Slack request signatures seen in the last 5 minutes: a replayed request is refused.
     db.execute("CREATE TABLE seen_requests (signature TEXT PRIMARY KEY, seen_at REAL NOT NULL)")
     db.execute("CREATE INDEX idx_seen_requests_seen_at ON seen_requests (seen_at)")
 
 
-def _promotions(db: sqlite_utils.Database) -> None:
+def _promotions(db: sqlite3.Connection) -> None:
     # Promotion requests and their approvals, so a pending one survives a restart. `approvals` is a
     # JSON list of user ids; the status moves only inside a transaction (see services/promotion/store.py).
     db.execute(
@@ -150,7 +149,7 @@ def _promotions(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_promotions_audit ON promotions (audit_id)")
 
 
-def _incidents(db: sqlite_utils.Database) -> None:
+def _incidents(db: sqlite3.Connection) -> None:
     # Drift incidents (one row per problem episode) and backend reachability, so a restart keeps the
     # Slack message / thread of each incident and never re-announces one (see services/drift/store.py).
     db.execute(
@@ -188,7 +187,7 @@ def _incidents(db: sqlite_utils.Database) -> None:
     )
 
 
-def _requests(db: sqlite_utils.Database) -> None:
+def _requests(db: sqlite3.Connection) -> None:
     # A changing request is audited when accepted (outcome 'started') and again when it ends; the
     # second row names the first in request_id. Requests still running live in inflight_requests
     # (with their Slack message), so a restart can report them as unknown and fix the message.
@@ -216,7 +215,7 @@ def _requests(db: sqlite_utils.Database) -> None:
     )
 
 
-def _pending_findings(db: sqlite_utils.Database) -> None:
+def _pending_findings(db: sqlite3.Connection) -> None:
     # When the drift scan first saw a "Git is ahead" finding that its backend gives no start time
     # for (Argo CD), so drift.git_grace is measured from then across restarts (services/drift/store.py).
     db.execute(
@@ -225,7 +224,7 @@ def _pending_findings(db: sqlite_utils.Database) -> None:
     )
 
 
-def _seen_deliveries(db: sqlite_utils.Database) -> None:
+def _seen_deliveries(db: sqlite3.Connection) -> None:
     # Slack delivery ids (Socket Mode envelopes, trigger / event ids, retried HTTP bodies) share
     # seen_requests with signatures but are remembered longer, so each row carries its own expiry.
     db.execute("ALTER TABLE seen_requests ADD COLUMN expires_at REAL")
@@ -233,18 +232,18 @@ def _seen_deliveries(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_seen_requests_expires_at ON seen_requests (expires_at)")
 
 
-def _promotion_force(db: sqlite_utils.Database) -> None:
+def _promotion_force(db: sqlite3.Connection) -> None:
     # An admin's --force on the request: the only way a promotion passes a deploy lock, at every
     # step (approve, commit, deploy), so it is stored with the request.
     db.execute("ALTER TABLE promotions ADD COLUMN forced_by TEXT")
 
 
-def _inflight_watch(db: sqlite_utils.Database) -> None:
+def _inflight_watch(db: sqlite3.Connection) -> None:
     # How to follow a running operation again after a restart (what it is, how its card is drawn).
     db.execute("ALTER TABLE inflight_requests ADD COLUMN watch TEXT")
 
 
-def _notification_outbox(db: sqlite_utils.Database) -> None:
+def _notification_outbox(db: sqlite3.Connection) -> None:
     # Events waiting for (or done with) a notifier's delivery, so none is lost across a restart:
     # one row per notifier and event (the unique index), the JSON body fixed when it was queued.
     # state: pending → delivered, or dead after the notifier's max_attempts (services/extensions/outbox.py).
@@ -271,7 +270,7 @@ def _notification_outbox(db: sqlite_utils.Database) -> None:
     db.execute("CREATE TABLE notification_cursor (notifier TEXT PRIMARY KEY, audit_id INTEGER NOT NULL)")
 
 
-def _pipeline_monitor(db: sqlite_utils.Database) -> None:
+def _pipeline_monitor(db: sqlite3.Connection) -> None:
     # PipelineRuns the monitor already posted (or found failed at its first look, `baseline`), so a
     # restart or a new leader never posts one twice; `posting` is a claim taken just before the
     # post (services/store/posted_runs.py). A cursor row per (cluster, namespace, pipeline) says
@@ -296,7 +295,7 @@ def _pipeline_monitor(db: sqlite_utils.Database) -> None:
     )
 
 
-def _change_requests(db: sqlite_utils.Database) -> None:
+def _change_requests(db: sqlite3.Connection) -> None:
     # The pull / merge request a promotion goes through (repositories in mode pull_request), one
     # per promotion: keyed by its audit_id, which a superseding request keeps (same branch, same PR).
     # `head_sha` is the commit the bot pushed there and the Slack approvals are bound to.
@@ -320,7 +319,7 @@ def _change_requests(db: sqlite_utils.Database) -> None:
     )
 
 
-def _protected_branches(db: sqlite_utils.Database) -> None:
+def _protected_branches(db: sqlite3.Connection) -> None:
     # Repositories in mode auto whose branch refused the bot's push as protected: their changes go
     # through a pull / merge request from then on, and the switch is announced once.
     db.execute(
@@ -335,7 +334,7 @@ def _protected_branches(db: sqlite_utils.Database) -> None:
     )
 
 
-def _deployments(db: sqlite_utils.Database) -> None:
+def _deployments(db: sqlite3.Connection) -> None:
     # The deployment feed (services/feed): the last deploy attempt accounted for per app (a restart,
     # a new leader or a replayed stream resumes from it), every deploy found with its message once
     # posted (`stats` reads them; UNIQUE: never twice), and the deploys the bot itself started, so
@@ -388,7 +387,7 @@ def _deployments(db: sqlite_utils.Database) -> None:
     )
 
 
-def _replicas(db: sqlite_utils.Database) -> None:
+def _replicas(db: sqlite3.Connection) -> None:
     # Each running bot process and when it last said it is alive: another replica's in-flight
     # requests are closed as cut off only once their owner has stopped saying so.
     db.execute(
@@ -399,7 +398,7 @@ def _replicas(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_rate_hits_user_at ON rate_hits (user_id, at)")
 
 
-Step = Callable[[sqlite_utils.Database], None]
+Step = Callable[[sqlite3.Connection], None]
 MIGRATIONS: tuple[tuple[int, str, Step], ...] = (
     (1, "audit_events table, indexes, append-only triggers", _audit_events),
     (2, "pending_actions: what each button does, single use", _pending_actions),

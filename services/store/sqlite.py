@@ -1,4 +1,8 @@
-"""SQLite: one file, WAL mode, one connection behind a lock; the embedded default."""
+"""SQLite: one file, WAL mode, one connection behind a lock; the embedded default.
+
+Plain sqlite3 at run time: the bot needs nothing more here, and importing sqlite-utils would also
+import numpy where it is installed (~25 MB of an idle bot).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,6 @@ from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import sqlite_utils
 
 from services.errors import BackendUnavailable
 from services.store.db import Conflict, Cursor, Database, Tx, run_callbacks
@@ -70,8 +72,8 @@ class SqliteDatabase(Database):
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, check_same_thread=False, timeout=10, isolation_level=None)
-            self.db = sqlite_utils.Database(conn)
-            self.db.enable_wal()
+            self.db = conn
+            self.db.execute("PRAGMA journal_mode=wal")
             # FULL: a row acknowledged to a user (audit, approval) must survive a power cut.
             self.db.execute("PRAGMA synchronous=FULL")
             if migrate:
