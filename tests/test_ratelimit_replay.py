@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from services.access.ratelimit import RateLimiter, SharedRateLimiter
 from services.access.replay import ReplayGuard
@@ -238,7 +238,7 @@ def test_delivery_keys_outlive_the_signature_window(db: Database) -> None:
 def test_rows_from_before_the_expiry_column_keep_their_window(tmp_path: Path) -> None:
     # A database written by an older bot: every step before this one, one signature seen at t=1000.
     path = tmp_path / "bot.db"
-    old = sqlite_utils.Database(path)
+    old = sqlite3.connect(path, isolation_level=None)
     old.execute(
         "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, "
         "applied_at TEXT NOT NULL)"
