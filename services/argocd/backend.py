@@ -171,9 +171,12 @@ class ArgoCDBackend:
             projects = (project,) if project else ()
             if deployed:
                 # The drift scan's list carries every resource of each app's last sync: read from
-                # the bytes, so no dict tree of the whole list exists (see drift_rows).
-                decode = partial(drift_rows.statuses, self.instance, browser_url=browser, trimmed=trimmed)
-                return self.client.list_apps_as(decode, projects=projects, selector=selector, fields=fields)
+                # the bytes, so no dict tree of the whole list exists, and the body is gone before
+                # the statuses are built (see drift_rows).
+                apps = self.client.list_apps_as(
+                    drift_rows.decode, projects=projects, selector=selector, fields=fields
+                )
+                return drift_rows.statuses_of(self.instance, apps, browser_url=browser, trimmed=trimmed)
             payload = self.client.list_apps(projects=projects, selector=selector, fields=fields)
         return [
             convert.app_status(self.instance, app, browser_url=browser, trimmed=trimmed)

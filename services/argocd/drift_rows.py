@@ -16,8 +16,6 @@ test, so such a body is read the dict way instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import msgspec
 from msgspec import UNSET, UnsetType
 
@@ -135,24 +133,36 @@ def _payload(app: _App) -> ApplicationPayload:
     return payload  # type: ignore[no-any-return]
 
 
-def statuses(instance: str, content: bytes, *, browser_url: str, trimmed: bool) -> list[AppStatus]:
-    """The statuses of a list response body, in its order, equal to converting its dicts.
-    Raises `ValueError` when the body is not JSON (the transport reports it)."""
-    convert_one: Callable[[ApplicationPayload], AppStatus] = lambda app: convert.app_status(  # noqa: E731
-        instance, app, browser_url=browser_url, trimmed=trimmed
-    )
+Decoded = list[_App] | list[ApplicationPayload]  # the structs, or the dicts of an unexpected shape
+
+
+def decode(content: bytes) -> Decoded:
+    """The list's apps, decoded from the body (the transport's decode step: the body can go once
+    this returns, before any status is built). Raises `ValueError` when the body is not JSON."""
     if not content.strip():
         return []  # as the dict path reads an empty body: `{}`
     try:
-        apps = _DECODER.decode(content).items or []
+        return _DECODER.decode(content).items or []
     except msgspec.ValidationError:
         # Valid JSON of a shape these structs do not take: read it the dict way, as before.
         payload = msgspec.json.decode(content)
         if not isinstance(payload, dict):
             raise NotAnObject from None
-        return [convert_one(app) for app in payload.get("items") or []]
+        found = payload.get("items") or []
+        return found if isinstance(found, list) else []
+
+
+def statuses_of(instance: str, apps: Decoded, *, browser_url: str, trimmed: bool) -> list[AppStatus]:
+    """The statuses, in the body's order, equal to converting its dicts; empties `apps` as it goes."""
     apps.reverse()  # popped from the end: the body's order, each app's structs freed once converted
     out: list[AppStatus] = []
     while apps:
-        out.append(convert_one(_payload(apps.pop())))
+        app = apps.pop()
+        payload = _payload(app) if isinstance(app, _App) else app
+        out.append(convert.app_status(instance, payload, browser_url=browser_url, trimmed=trimmed))
     return out
+
+
+def statuses(instance: str, content: bytes, *, browser_url: str, trimmed: bool) -> list[AppStatus]:
+    """`decode` then `statuses_of`, in one step."""
+    return statuses_of(instance, decode(content), browser_url=browser_url, trimmed=trimmed)
