@@ -5,9 +5,7 @@ findings as classifying every status of every list."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -19,20 +17,12 @@ from services.drift.scan import Finding, findings_for, scan
 from services.flux.client import decode_list
 from services.flux.kinds import KUSTOMIZATION
 from tests.argocd_fixtures import backend_for
-from tests.flux_fixtures import NS, TOKEN, FluxEnv, start_env
+from tests.flux_fixtures import NS, TOKEN, FluxEnv, flux_env
+
+__all__ = ["flux_env"]  # the shared fixture, used by name
 
 NOW = datetime.now(UTC)
 WINDOWS = {"suspended_after": timedelta(hours=1), "git_grace": timedelta(0)}
-
-
-@pytest.fixture
-def flux_env(tmp_path: Path) -> Iterator[FluxEnv]:
-    env = start_env(tmp_path)
-    try:
-        yield env
-    finally:
-        env.client.close()
-        env.fake.stop()
 
 
 def raw_list(env: FluxEnv, plural: str) -> dict[str, Any]:

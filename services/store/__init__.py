@@ -1,3 +1,4 @@
-"""The bot's one database: `db` (the SQLite connection, WAL, transactions, migrations runner) and
-`schema` (versioned migration steps).
+"""The bot's one database on either engine: `db` (the `Database` / `Tx` facade every store uses),
+`sqlite` and `postgres` (the engines), `opening` (which one a URL names), `schema` / `schema_pg` (their
+versioned migration steps).
 """
