@@ -6,7 +6,7 @@ on a concrete client. Raw API payloads stop inside each backend module; only the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -326,6 +326,18 @@ class GitOpsBackend(Protocol):
     def version(self) -> str: ...
 
 
+@runtime_checkable
+class StreamsDeployed(Protocol):
+    """A backend that hands a drift scan its statuses one at a time, so a scan of a large fleet
+    holds one app's status (and tree) at a time, not the whole list's."""
+
+    def iter_deployed(self) -> Iterator[AppStatus]:
+        """`list_apps(deployed=True)`'s statuses in its order, made as they are asked for. The
+        list requests are made at the first `next()`, and an error may still come after some
+        statuses: a caller keeps what it derived from them only once the iteration has ended."""
+        ...
+
+
 __all__ = [
     "AmbiguousApp",
     "AppDiff",
@@ -343,6 +355,7 @@ __all__ = [
     "ResourceChange",
     "ResourceStatus",
     "RollbackPlan",
+    "StreamsDeployed",
     "SuspendedTarget",
     "SyncRequest",
 ]

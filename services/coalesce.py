@@ -7,7 +7,8 @@ should see one request, not 200. `CoalescingBackend` wraps any backend and:
   refresh) waits for that one and gets its result or its exception. Nothing is kept afterwards,
   so a status asked right after is fresh;
 - keeps status lists (`list_rows`: status --all, --selector; `list_apps`) for `ttl` seconds, also
-  single-flight (drift scans' lists, `deployed=True`, are single-flight only);
+  single-flight (drift scans' lists, `deployed=True`, are single-flight only; `iter_deployed`,
+  the scan's own way in, passes straight through);
 - forgets both after every write the bot makes through it (sync, rollback, suspend, resume,
   set_auto_sync, terminate) and when an operation it polls ends: a read that started before
   such a change neither serves later callers nor fills the cache, so the bot never shows its
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -36,6 +37,7 @@ from services.backend import (
     HistoryEntry,
     ProgressCallback,
     RollbackPlan,
+    StreamsDeployed,
     SyncRequest,
 )
 
@@ -175,6 +177,13 @@ class CoalescingBackend:
         key = ("list_apps", selector, project, deployed, annotations)
         apps = self._shared("list_apps", key, call, cache=not deployed)
         return list(apps)  # each caller its own list: none can change what the others see
+
+    def iter_deployed(self) -> Iterator[AppStatus]:
+        """A drift scan's statuses one at a time, straight from the inner backend: a stream
+        cannot be shared, and scans run one at a time (the scheduler's max_instances=1)."""
+        if isinstance(self.inner, StreamsDeployed):
+            return self.inner.iter_deployed()
+        return iter(self.list_apps(deployed=True))
 
     def list_rows(
         self, *, selector: str | None = None, project: str | None = None, annotations: bool = False

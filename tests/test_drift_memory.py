@@ -1,10 +1,12 @@
 """Drift scans at scale keep only what classification needs: Flux lists decoded item by item
-without managedFields, each backend's statuses dropped as they are classified, and the same
-findings as classifying every status of every list."""
+without managedFields, each status classified as it comes (one app's tree at a time), sources kept
+as the few keys a status reads, and the same findings as classifying every status of every list."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -12,10 +14,13 @@ import httpx
 import pytest
 
 from sandbox.argocd_fake import FakeArgoCD
-from services.backend import AppRef, AppStatus, GitOpsBackend
+from services.backend import AppRef, AppStatus, GitOpsBackend, StreamsDeployed
+from services.coalesce import coalescing
 from services.drift.scan import Finding, findings_for, scan
-from services.flux.client import decode_list
-from services.flux.kinds import KUSTOMIZATION
+from services.errors import BackendUnavailable
+from services.flux import convert as cv
+from services.flux.client import decode_list, objects, split_list
+from services.flux.kinds import APP_KINDS, KUSTOMIZATION, LISTED_SOURCES
 from tests.argocd_fixtures import backend_for
 from tests.flux_fixtures import NS, TOKEN, FluxEnv, flux_env
 
@@ -67,6 +72,64 @@ def test_decode_list_reads_items_one_by_one_and_refuses_what_is_not_a_list() -> 
     for bad in (b"[1]", b"<html>login</html>", b'{"items": 3}'):
         with pytest.raises(ValueError):
             decode_list(bad)
+
+
+def test_objects_are_decoded_one_at_a_time_and_dropped_from_the_list() -> None:
+    items = [{"metadata": {"name": n, "managedFields": [{"manager": "x"}]}} for n in ("a", "b", "c")]
+    raw, _ = split_list(json.dumps({"items": items}).encode())
+    reading = objects(raw)
+    first = next(reading)
+    assert first == {"metadata": {"name": "a"}}
+    assert len(raw) == 2  # the first item's bytes are no longer held by the list
+    assert [o["metadata"]["name"] for o in reading] == ["b", "c"]
+    assert raw == []
+
+
+def test_flux_statuses_from_the_sources_few_keys_equal_the_whole_source_conversion(flux_env: FluxEnv) -> None:
+    flux_env.fake.stall("Kustomization", "web", namespace=NS)
+    flux_env.fake.wait_idle()
+    client, backend = flux_env.client, flux_env.backend
+    sources = {
+        (kind.kind, o["metadata"]["namespace"], o["metadata"]["name"]): o
+        for kind in LISTED_SOURCES
+        for o in client.list(kind)
+    }
+    expected = []
+    for kind in APP_KINDS:
+        for obj in client.list(kind):
+            ref = cv.source_ref(obj, kind)
+            source = sources.get((ref[0].kind, ref[1], ref[2])) if ref else None
+            expected.append(cv.app_status(backend.instance, obj, kind, source=source))
+    assert {s.ref.name for s in expected} == {"web", "api", "podinfo"}
+    assert any(s.source_revision and s.target_revision and s.repo_url for s in expected)  # read from sources
+    flux_env.fake.clear_requests()
+
+    assert backend.list_apps() == expected
+    assert list(backend.iter_deployed()) == expected
+    assert backend.list_apps(deployed=True) == expected
+    lists = [r.path for r in flux_env.fake.requests() if r.method == "GET"]
+    per_scan = len(APP_KINDS) + len(LISTED_SOURCES)
+    assert len(lists) == 3 * per_scan  # one list per app kind and per source kind, each time
+    assert len(set(lists)) == per_scan
+
+
+def test_argocd_iter_deployed_is_list_apps_deployed_with_one_request() -> None:
+    argocd = FakeArgoCD().start()
+    try:
+        argocd.bulk_add(12, prefix="app-")
+        argocd.set_health("app-00004", "Degraded", "CrashLoopBackOff")
+        backend = backend_for(argocd)
+        expected = backend.list_apps(deployed=True)
+        argocd.clear_requests()
+        streamed = coalescing(backend, ttl=30.0).iter_deployed()
+        assert argocd.requests("/api/v1/applications") == []  # nothing asked before the first status
+        got = list(streamed)
+        sent = argocd.requests("/api/v1/applications")
+    finally:
+        argocd.stop()
+    assert got == expected
+    assert len(sent) == 1
+    assert isinstance(backend, StreamsDeployed)
 
 
 # -- the scan --------------------------------------------------------------------------------------
@@ -135,3 +198,47 @@ def test_a_backends_statuses_are_gone_before_the_next_list_is_read() -> None:
         "argocd:main/-/c:failing",
         "argocd:other/-/d:failing",
     ]
+
+
+class StreamingBackend:
+    """A backend handing its statuses over one at a time, watching what the scan keeps of them."""
+
+    def __init__(self, instance: str, names: list[str], *, fail_after: int | None = None) -> None:
+        self.kind, self.instance = "argocd", instance
+        self.names = names
+        self.fail_after = fail_after
+        self.holders: list[int] = []  # references to the previous status when the next is made
+
+    def list_apps(self, **_: object) -> list[AppStatus]:
+        raise AssertionError("a streaming backend is read with iter_deployed")
+
+    def iter_deployed(self) -> Iterator[AppStatus]:
+        previous: AppStatus | None = None
+        for n, name in enumerate(self.names):
+            if previous is not None:
+                self.holders.append(sys.getrefcount(previous) - 2)  # minus `previous` and the argument
+            if n == self.fail_after:
+                raise BackendUnavailable(f"argocd:{self.instance}", "connection reset")
+            previous = AppStatus(ref=AppRef("argocd", self.instance, name), sync="Synced", health="Degraded")
+            yield previous
+
+
+def test_the_scan_classifies_each_status_as_it_comes_and_keeps_none() -> None:
+    backend = StreamingBackend("main", [f"app-{i}" for i in range(50)])
+
+    result = scan([cast(GitOpsBackend, backend)], now=NOW, **WINDOWS)
+
+    assert len(result.findings) == 50
+    # Only the scan's loop variable still names the last status when the next is made: no list.
+    assert backend.holders == [1] * 49
+
+
+def test_a_stream_that_fails_half_way_is_unreachable_and_none_of_its_findings_count() -> None:
+    broken = StreamingBackend("main", ["a", "b", "c", "d"], fail_after=2)
+    other = StreamingBackend("other", ["e"])
+
+    result = scan([cast(GitOpsBackend, broken), cast(GitOpsBackend, other)], now=NOW, **WINDOWS)
+
+    assert result.unreachable == ("argocd:main",)
+    assert result.scanned == ("argocd:other",)
+    assert [f.key for f in result.findings] == ["argocd:other/-/e:failing"]

@@ -160,28 +160,38 @@ class ArgoCDBackend:
         deployed: bool = False,
         annotations: bool = False,
     ) -> list[AppStatus]:
+        if deployed:
+            return list(self._deployed(selector=selector, project=project, annotations=annotations))
         with self._errors(None, "list"):
             fields = self._list_fields
-            if deployed and fields is not None:
-                fields = (*fields, *DEPLOYED_FIELDS)
             if annotations and fields is not None:
                 fields = (*fields, ANNOTATION_FIELD)
-            browser = self.settings.browser_url
-            trimmed = self._list_fields is not None
             projects = (project,) if project else ()
-            if deployed:
-                # The drift scan's list carries every resource of each app's last sync: read from
-                # the bytes, so no dict tree of the whole list exists, and the body is gone before
-                # the statuses are built (see drift_rows).
-                apps = self.client.list_apps_as(
-                    drift_rows.decode, projects=projects, selector=selector, fields=fields
-                )
-                return drift_rows.statuses_of(self.instance, apps, browser_url=browser, trimmed=trimmed)
             payload = self.client.list_apps(projects=projects, selector=selector, fields=fields)
+        browser, trimmed = self.settings.browser_url, self._list_fields is not None
         return [
             convert.app_status(self.instance, app, browser_url=browser, trimmed=trimmed)
             for app in payload.get("items") or []
         ]
+
+    def iter_deployed(self) -> Iterator[AppStatus]:
+        return self._deployed()
+
+    def _deployed(
+        self, *, selector: str | None = None, project: str | None = None, annotations: bool = False
+    ) -> Iterator[AppStatus]:
+        # The drift scan's list carries every resource of each app's last sync: it is split into
+        # each app's bytes and each app decoded only when its status is asked for (drift_rows).
+        fields = self._list_fields
+        if fields is not None:
+            fields = (*fields, *DEPLOYED_FIELDS, *((ANNOTATION_FIELD,) if annotations else ()))
+        with self._errors(None, "list"):
+            items = self.client.list_apps_as(
+                drift_rows.split, projects=(project,) if project else (), selector=selector, fields=fields
+            )
+        yield from drift_rows.iter_statuses(
+            self.instance, items, browser_url=self.settings.browser_url, trimmed=self._list_fields is not None
+        )
 
     def list_rows(
         self, *, selector: str | None = None, project: str | None = None, annotations: bool = False

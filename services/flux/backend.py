@@ -34,7 +34,7 @@ from services.errors import BackendUnavailable, UserError
 from services.flux import convert as cv
 from services.flux import gitops
 from services.flux import reconcile as rc
-from services.flux.client import FluxClient, Json
+from services.flux.client import FluxClient, Json, objects
 from services.flux.errors import FluxError, FluxForbidden
 from services.flux.kinds import (
     APP_KINDS,
@@ -117,7 +117,9 @@ class FluxBackend:
             denied: list[FluxForbidden] = []
             for kind in APP_KINDS:
                 try:
-                    refs += [cv.ref_of(self.instance, obj, kind) for obj in self.client.list(kind)]
+                    refs += [
+                        cv.ref_of(self.instance, obj, kind) for obj in objects(self.client.list_raw(kind))
+                    ]
                 except FluxForbidden as exc:
                     denied.append(exc)  # RBAC for one kind only: names of the other still resolve
             if len(denied) == len(APP_KINDS):
@@ -185,30 +187,50 @@ class FluxBackend:
         """One cluster-wide list per app kind and per source kind (Flux has no projects)."""
         if project is not None:
             return []
+        return list(self._statuses(selector))
+
+    def iter_deployed(self) -> Iterator[AppStatus]:
+        return self._statuses(None)
+
+    def _statuses(self, selector: str | None) -> Iterator[AppStatus]:
+        """The status of every app object, each object decoded only when its turn comes."""
+        for kind, obj, source in self._objects(selector):
+            yield self._status(obj, kind, source)
+
+    def _objects(self, selector: str | None) -> Iterator[tuple[FluxKind, Json, Json | None]]:
+        """Every app object with what its status reads of its source, one object at a time: the
+        lists are all requested first (their bytes kept), the sources kept as three keys each."""
         with self._errors(None, "list"):
-            apps = [(kind, obj) for kind in APP_KINDS for obj in self.client.list(kind, selector=selector)]
+            apps = [(kind, self.client.list_raw(kind, selector=selector)) for kind in APP_KINDS]
             sources: dict[tuple[str, str, str], Json] = {}
             for kind in LISTED_SOURCES:
                 try:
-                    found = self.client.list(kind)
+                    found = self.client.list_raw(kind)
                 except FluxForbidden:
                     continue  # sources only decorate: without them sync shows Unknown
-                for obj in found:
+                for obj in objects(found):
                     m = cv.meta(obj)
-                    sources[(kind.kind, cv.text(m.get("namespace")), cv.text(m.get("name")))] = obj
-        statuses = []
-        for kind, obj in apps:
-            found_ref = cv.source_ref(obj, kind)
-            source = sources.get((found_ref[0].kind, found_ref[1], found_ref[2])) if found_ref else None
-            statuses.append(self._status(obj, kind, source))
-        return statuses
+                    key = (kind.kind, cv.text(m.get("namespace")), cv.text(m.get("name")))
+                    sources[key] = cv.source_part(obj)
+        for kind, raw in apps:
+            for obj in objects(raw):
+                found_ref = cv.source_ref(obj, kind)
+                yield (
+                    kind,
+                    obj,
+                    sources.get((found_ref[0].kind, found_ref[1], found_ref[2])) if found_ref else None,
+                )
 
     def list_rows(
         self, *, selector: str | None = None, project: str | None = None, annotations: bool = False
     ) -> list[AppRow]:
-        """`list_apps` as rows: a Flux list is small per object (no resources or history on it)
-        and its sync needs the source, so the full conversion is the row's source here."""
-        return [AppRow.of(s) for s in self.list_apps(selector=selector, project=project)]
+        """`list_apps`'s requests, each object read straight into a row (`convert.app_row`)."""
+        if project is not None:
+            return []
+        return [
+            cv.app_row(self.instance, obj, kind, source=source)
+            for kind, obj, source in self._objects(selector)
+        ]
 
     def get(self, ref: AppRef, *, refresh: bool = False) -> AppStatus:
         """The object, its source and its newest Warning events. Flux has no refresh: ignored."""

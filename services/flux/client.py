@@ -3,8 +3,9 @@
 Every `kubernetes` object stays in this module: callers get plain JSON dicts back, and every
 failure (ApiException, urllib3 errors, kubeconfig problems) leaves as a `FluxError` subclass.
 Responses are read raw (`_preload_content=False`) so custom objects and events alike arrive as
-the API server's JSON, not as generated model classes. Lists of custom objects are decoded item by
-item from the bytes (`decode_list`): no text copy of the body, and no `managedFields` kept.
+the API server's JSON, not as generated model classes. Lists of custom objects are split into each
+item's bytes and decoded item by item (`objects`): no text copy of the body, no `managedFields`
+kept, and a caller that reads `list_raw` lazily holds one object's tree at a time.
 """
 
 from __future__ import annotations
@@ -49,24 +50,35 @@ def _body(response: Any) -> bytes:
     return data if isinstance(data, bytes) else b""
 
 
-def decode_list(data: bytes) -> tuple[builtins.list[Json], str]:
-    """(items, resourceVersion) of a list body, read straight from its bytes.
+def split_list(data: bytes) -> tuple[builtins.list[msgspec.Raw], str]:
+    """(items, resourceVersion) of a list body, each item still its bytes (a view of the body, no
+    copy). Raises ValueError (msgspec's errors are ValueErrors) for a body that is not a JSON list
+    object."""
+    body = _LIST_DECODER.decode(data or b"{}")
+    return body.items or [], body.metadata.resource_version if body.metadata is not None else ""
+
+
+def objects(items: builtins.list[msgspec.Raw]) -> Iterator[Json]:
+    """Each item as its object, decoded when its turn comes and dropped from `items` then.
 
     `json.loads` would first copy the whole body into a str and build every item at once; here
-    each item is decoded on its own and loses `metadata.managedFields` (server-side apply
-    bookkeeping, often the largest part of an object, read by nothing in the bot) before the
-    next one is read. Raises ValueError (msgspec's errors are ValueErrors) for a body that is
-    not a JSON list object."""
-    body = _LIST_DECODER.decode(data or b"{}")
-    items: builtins.list[Json] = []
-    for raw in body.items or ():
-        item = msgspec.json.decode(raw)
+    one item is decoded at a time and loses `metadata.managedFields` (server-side apply
+    bookkeeping, often the largest part of an object, read by nothing in the bot). Items that
+    are not objects are skipped."""
+    items.reverse()  # popped from the end: the body's order
+    while items:
+        item = msgspec.json.decode(items.pop())
         if isinstance(item, dict):
             meta = item.get("metadata")
             if isinstance(meta, dict):
                 meta.pop("managedFields", None)
-            items.append(item)
-    return items, body.metadata.resource_version if body.metadata is not None else ""
+            yield item
+
+
+def decode_list(data: bytes) -> tuple[builtins.list[Json], str]:
+    """(items, resourceVersion) of a list body, read straight from its bytes (`objects`)."""
+    items, resource_version = split_list(data)
+    return builtins.list(objects(items)), resource_version
 
 
 class FluxClient(KubeApiClient):
@@ -180,6 +192,13 @@ class FluxClient(KubeApiClient):
         Empty when the kind is not installed: a group not served, or 404 on every served version
         (an OCIRepository that only exists as v1beta2 in a source group serving v1).
         """
+        return builtins.list(objects(self.list_raw(kind, namespace=namespace, selector=selector)))
+
+    def list_raw(
+        self, kind: FluxKind, *, namespace: str | None = None, selector: str | None = None
+    ) -> builtins.list[msgspec.Raw]:
+        """`list`'s request, made now; each object still its bytes, to be read with `objects` one
+        at a time (a large list's objects never all exist as dicts at once)."""
         api = k8s.CustomObjectsApi(self._client())
         for version in self.candidates(kind):
             try:
@@ -201,7 +220,7 @@ class FluxClient(KubeApiClient):
                             label_selector=selector,
                             **self._opts(),
                         )
-                    items, _ = decode_list(_body(response))
+                    items, _ = split_list(_body(response))
             except FluxNotFound:
                 continue
             self._remember(kind, version)
@@ -304,4 +323,13 @@ class FluxClient(KubeApiClient):
         return [i for i in items if isinstance(i, dict)]
 
 
-__all__ = ["DEFAULT_TIMEOUT", "FIELD_MANAGER", "FluxClient", "FluxError", "Json", "decode_list"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "FIELD_MANAGER",
+    "FluxClient",
+    "FluxError",
+    "Json",
+    "decode_list",
+    "objects",
+    "split_list",
+]

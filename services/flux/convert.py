@@ -13,6 +13,7 @@ from datetime import datetime
 
 from services.backend import (
     AppRef,
+    AppRow,
     AppStatus,
     Condition,
     HistoryEntry,
@@ -118,6 +119,15 @@ def observed_generation(obj: Mapping[str, object]) -> int:
 
 def artifact_revision(source: Mapping[str, object] | None) -> str | None:
     return opt_text(mapping(status_of(source or {}).get("artifact")).get("revision"))
+
+
+def source_part(source: Mapping[str, object]) -> dict[str, object]:
+    """What `app_status` reads of a source (URL, ref, artifact revision), and nothing else: a
+    list of every source is kept while the apps are converted, not every source whole."""
+    return {
+        "spec": {"url": spec(source).get("url"), "ref": spec(source).get("ref")},
+        "status": {"artifact": {"revision": mapping(status_of(source).get("artifact")).get("revision")}},
+    }
 
 
 def source_ref(obj: Mapping[str, object], kind: FluxKind) -> tuple[FluxKind, str, str] | None:
@@ -278,15 +288,10 @@ def app_status(
     source: Mapping[str, object] | None = None,
     extra_conditions: Sequence[Condition] = (),
 ) -> AppStatus:
-    source_revision = (
-        opt_text(status_of(obj).get("lastAttemptedRevision"))
-        if kind is HELM_RELEASE
-        else artifact_revision(source)
-    )
+    source_revision = _source_revision(obj, kind, source)
     conds = conditions(obj)
     history = items(status_of(obj).get("history"))
     reconciled = timestamp(history[0].get("lastReconciled")) if history and kind is not HELM_RELEASE else None
-    labels = mapping(meta(obj).get("labels"))
     path = opt_text(spec(obj).get("path"))
     if kind is HELM_RELEASE:
         path = opt_text(mapping(mapping(spec(obj).get("chart")).get("spec")).get("chart"))
@@ -307,9 +312,37 @@ def app_status(
         auto_sync=not suspended(obj),  # Flux reconciles on every interval unless suspended
         suspended=suspended(obj),
         reconciled_at=reconciled or timestamp(mapping(conds.get("Ready")).get("lastTransitionTime")),
-        labels=tuple(sorted((k, v) for k, v in labels.items() if isinstance(v, str))),
+        labels=_labels(obj),
         annotations=kept_annotations(mapping(meta(obj).get("annotations"))),
     )
+
+
+def app_row(
+    instance: str, obj: Mapping[str, object], kind: FluxKind, *, source: Mapping[str, object] | None = None
+) -> AppRow:
+    """What a summary shows of the object: `AppRow.of(app_status(…))` without building the rest
+    (inventory, conditions, revisions, timestamps)."""
+    return AppRow(
+        ref_of(instance, obj, kind),
+        sync_state(obj, kind, _source_revision(obj, kind, source)),
+        health(obj),
+        "Running" if in_progress(obj) else None,  # the phase `running_operation` gives
+        _labels(obj),
+        kept_annotations(mapping(meta(obj).get("annotations"))),
+    )
+
+
+def _source_revision(
+    obj: Mapping[str, object], kind: FluxKind, source: Mapping[str, object] | None
+) -> str | None:
+    if kind is HELM_RELEASE:
+        return opt_text(status_of(obj).get("lastAttemptedRevision"))
+    return artifact_revision(source)
+
+
+def _labels(obj: Mapping[str, object]) -> tuple[tuple[str, str], ...]:
+    labels = mapping(meta(obj).get("labels"))
+    return tuple(sorted((k, v) for k, v in labels.items() if isinstance(v, str)))
 
 
 def helm_history(obj: Mapping[str, object]) -> list[HistoryEntry]:
