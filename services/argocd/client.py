@@ -27,7 +27,7 @@ from services.argocd.payloads import (
     SyncRequestBody,
     VersionPayload,
 )
-from services.argocd.transport import SLOW_READ_SECONDS, USER_AGENT, Body, Params, Transport
+from services.argocd.transport import SLOW_READ_SECONDS, USER_AGENT, Params, Transport
 from services.metrics import Metrics
 from services.settings.model import ArgoCDInstance
 
@@ -156,7 +156,7 @@ class ArgoCDClient:
 
     def list_apps_as(
         self,
-        decode: Callable[[Body], T],
+        decode: Callable[[bytes], T],
         *,
         projects: Sequence[str] = (),
         selector: str | None = None,

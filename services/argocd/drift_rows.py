@@ -25,7 +25,7 @@ from msgspec import UNSET, UnsetType
 
 from services.argocd import convert
 from services.argocd.payloads import ApplicationPayload
-from services.argocd.transport import Body, NotAnObject
+from services.argocd.transport import NotAnObject
 from services.backend import AppStatus
 
 # Leaves are `object`: a mistyped value reaches `convert` as sent and is read as it reads it.
@@ -141,7 +141,7 @@ def _payload(app: _App) -> ApplicationPayload:
 Items = list[msgspec.Raw] | list[ApplicationPayload]  # views of the body, or dicts of an odd body
 
 
-def split(content: Body) -> Items:
+def split(content: bytes) -> Items:
     """The list's apps, each still its bytes (no tree is built here: the transport's decode step).
     Raises `ValueError` when the body is not JSON, `NotAnObject` when it is not an object."""
     if not content.strip():

@@ -16,7 +16,7 @@ import msgspec
 
 from services.argocd import convert
 from services.argocd.payloads import ApplicationPayload
-from services.argocd.transport import Body, NotAnObject
+from services.argocd.transport import NotAnObject
 from services.backend import AppRef, AppRow, kept_annotations
 
 # Leaves are `object`: a mistyped value is read as the full conversion reads it (falls back to
@@ -128,7 +128,7 @@ def _rows(instance: str, apps: Iterable[_App]) -> list[AppRow]:
     return out
 
 
-def decode_rows(instance: str, content: Body) -> list[AppRow]:
+def decode_rows(instance: str, content: bytes) -> list[AppRow]:
     """Rows of a list response body, in its order. Raises `ValueError` when the body is not
     JSON (the transport reports it)."""
     try:

@@ -6,6 +6,7 @@ tries with jittered exponential backoff); a POST, PATCH or DELETE is sent exactl
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import ssl
@@ -31,12 +32,10 @@ USER_AGENT = f"gitops-bot/{_VERSION}"
 # Refresh GETs block until the controller reconciles; managed-resources may refresh on a cache miss.
 SLOW_READ_SECONDS = 120.0
 _RETRY_STATUSES = frozenset({502, 503, 504})
-_PREALLOCATE_MAX = 64 << 20  # bytes reserved up front for a body of announced length, at most
 # Failures where the request cannot have been processed, so a GET is safe to repeat.
 _RETRY_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 
 Params = list[tuple[str, str]]
-Body = bytes | bytearray  # a response body: a large one is read into a buffer (see `_read`)
 T = TypeVar("T")
 
 
@@ -112,7 +111,7 @@ class Transport:
             response, content = self._send(operation, method, path, params or [], body, slow)
             return self._decode(operation, response, content, _object)
 
-    def get(self, operation: str, path: str, params: Params, decode: Callable[[Body], T]) -> T:
+    def get(self, operation: str, path: str, params: Params, decode: Callable[[bytes], T]) -> T:
         """A GET whose successful body `decode` reads straight from the bytes (large lists: no
         text copy, no generic tree); `decode` raises `ValueError` for a body it cannot read."""
         with self._timed(operation):
@@ -129,7 +128,7 @@ class Transport:
         params: Params,
         body: Mapping[str, object] | None,
         slow: bool,
-    ) -> tuple[httpx.Response, Body]:
+    ) -> tuple[httpx.Response, bytes]:
         """The response and its whole body, read here (see `_read`) so that a GET cut off half
         way through its body is retried like one that never connected."""
         headers = dict(self._headers)
@@ -201,7 +200,7 @@ class Transport:
         return ArgoCDUnavailable(f"{self.base} {what}{suffix}", operation=operation)
 
     def _decode(
-        self, operation: str, response: httpx.Response, content: Body, decode: Callable[[Body], T]
+        self, operation: str, response: httpx.Response, content: bytes, decode: Callable[[bytes], T]
     ) -> T:
         if not response.is_success:
             raise classify(
@@ -221,7 +220,7 @@ class Transport:
             ) from None
         except ValueError:
             # A 200 that is not JSON: an SSO login page or a proxy in the way.
-            text = bytes(content[:2000]).decode(errors="replace")
+            text = content[:2000].decode(errors="replace")
             raise ArgoCDUnavailable(
                 f"answered with something other than JSON: {bound(text, 120)}",
                 operation=operation,
@@ -229,31 +228,21 @@ class Transport:
             ) from None
 
 
-def _read(response: httpx.Response) -> Body:
-    """The whole body. A success is read into one buffer the size of the body, not kept on the
-    response: httpx's own `read()` joins the chunks into a second copy and keeps it on a response
-    that sits in a reference cycle (it and its stream point at each other), so a 7 MB list lived
-    until the collector's next full pass — several scans later. An error keeps httpx's way, so
-    its text is read with the charset the server named."""
+def _read(response: httpx.Response) -> bytes:
+    """The whole body. A success is gathered in one growing buffer whose bytes are handed over
+    without a copy, and is not kept on the response: httpx's own `read()` joins the chunks into a
+    second copy and keeps it on a response that sits in a reference cycle (it and its stream point
+    at each other), so a 7 MB list lived until the collector's next full pass — several scans
+    later. An error keeps httpx's way, so its text is read with the charset the server named."""
     if not response.is_success:
         return response.read()
-    expected = response.headers.get("Content-Length", "")
-    size = int(expected) if expected.isdigit() and "Content-Encoding" not in response.headers else 0
-    size = min(size, _PREALLOCATE_MAX)  # an announced length is a hint, not a licence to allocate
-    buffer, filled = bytearray(size), 0
+    buffer = io.BytesIO()
     for chunk in response.iter_bytes():
-        end = filled + len(chunk)
-        if end <= size:
-            buffer[filled:end] = chunk
-        else:
-            del buffer[filled:]
-            buffer += chunk
-        filled = end
-    del buffer[filled:]  # a body shorter than announced (httpx raises first when it can tell)
-    return buffer
+        buffer.write(chunk)
+    return buffer.getvalue()
 
 
-def _object(content: Body) -> dict[str, object]:
+def _object(content: bytes) -> dict[str, object]:
     """A JSON object (an empty body reads as `{}`); msgspec: faster than `json`, and no str copy."""
     if not content.strip():
         return {}
