@@ -42,9 +42,10 @@ class Reader:
         try:
             with self._client.stream("GET", STREAM, params=self._params) as response:
                 self._response = response
+                if response.status_code != 200:
+                    self.body = response.read()  # before the status: tests wait for it, then read this
                 self.status, self.content_type = response.status_code, response.headers["content-type"]
                 if response.status_code != 200:
-                    self.body = response.read()
                     return
                 for chunk in response.iter_raw():
                     self.raw += chunk
