@@ -174,8 +174,3 @@ def iter_statuses(instance: str, items: Items, *, browser_url: str, trimmed: boo
     items.reverse()  # popped from the end: the body's order
     while items:
         yield convert.app_status(instance, _app(items.pop()), browser_url=browser_url, trimmed=trimmed)
-
-
-def statuses(instance: str, content: bytes, *, browser_url: str, trimmed: bool) -> list[AppStatus]:
-    """`split` then every status, as a list."""
-    return list(iter_statuses(instance, split(content), browser_url=browser_url, trimmed=trimmed))
